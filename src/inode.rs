@@ -1,0 +1,281 @@
+//! The inode table: view inode numbers, what they stand for in the store, and the kernel's
+//! lookup counts.
+//!
+//! Invariants:
+//! - Inode numbers come from a counter and are never reused while the mount lives; the root
+//!   is [`ROOT_INO`]. A node is dropped when the kernel forgets its last lookup.
+//! - Files are keyed by the store identity `(dev, ino)` of the file they resolve to, so every
+//!   name that reaches one blob (snapshot links, the blob itself) shares one inode: hard-link
+//!   semantics, and one copy in the page cache.
+//! - Directories are keyed by their *view* position `(parent inode, name)`. A directory shown
+//!   through a link therefore never aliases another view directory (the kernel allows no
+//!   directory aliases), and loops are caught by walking view ancestors ([`InodeTable::is_view_loop`]).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+
+use crate::path::StorePath;
+
+/// A view inode number.
+pub type Ino = u64;
+
+/// The root's inode number (FUSE's convention).
+pub const ROOT_INO: Ino = 1;
+
+/// What a node stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// The root directory.
+    Root,
+    /// A directory at this view position.
+    Dir(Ino, OsString),
+    /// A file with this store identity.
+    File(u64, u64),
+    /// A node that no name leads to any more: a symlink just created through the view (the
+    /// kernel insists on a link-typed reply to `symlink()`; the next lookup of the name gives
+    /// the target's inode instead), or a directory replaced by a rename. Keyed by its own
+    /// number, so it is never shared.
+    Detached(Ino),
+}
+
+/// One inode of the view.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The identity.
+    pub key: Key,
+    /// The real (link-free) store path the node's data and metadata are read from.
+    pub real: StorePath,
+    /// True if the node is a directory.
+    pub is_dir: bool,
+    /// True for files that are immutable blobs (reached through a link, or named like one).
+    pub immutable: bool,
+    /// Outstanding kernel lookups.
+    pub lookups: u64,
+}
+
+/// The table; callers hold it under a lock and do no I/O while holding it.
+#[derive(Debug)]
+pub struct InodeTable {
+    nodes: HashMap<Ino, Node>,
+    by_key: HashMap<Key, Ino>,
+    next: Ino,
+}
+
+impl Default for InodeTable {
+    fn default() -> Self {
+        let mut t = InodeTable {
+            nodes: HashMap::new(),
+            by_key: HashMap::new(),
+            next: ROOT_INO + 1,
+        };
+        let root = Node {
+            key: Key::Root,
+            real: StorePath::root(),
+            is_dir: true,
+            immutable: false,
+            lookups: 1,
+        };
+        t.by_key.insert(Key::Root, ROOT_INO);
+        t.nodes.insert(ROOT_INO, root);
+        t
+    }
+}
+
+impl InodeTable {
+    /// The node for `ino`.
+    pub fn get(&self, ino: Ino) -> Option<&Node> {
+        self.nodes.get(&ino)
+    }
+
+    /// Records one kernel lookup of the node with `key`, creating it if needed, and
+    /// refreshes its store path. Returns the inode number.
+    pub fn lookup(&mut self, key: Key, real: StorePath, is_dir: bool, immutable: bool) -> Ino {
+        if let Some(&ino) = self.by_key.get(&key) {
+            if let Some(node) = self.nodes.get_mut(&ino) {
+                node.lookups += 1;
+                node.real = real;
+                node.immutable |= immutable;
+                return ino;
+            }
+        }
+        let ino = self.next;
+        self.next += 1;
+        self.by_key.insert(key.clone(), ino);
+        self.nodes.insert(
+            ino,
+            Node {
+                key,
+                real,
+                is_dir,
+                immutable,
+                lookups: 1,
+            },
+        );
+        ino
+    }
+
+    /// A new detached node with one lookup (see [`Key::Detached`]).
+    pub fn detached(&mut self, real: StorePath) -> Ino {
+        let ino = self.next;
+        self.next += 1;
+        let node = Node {
+            key: Key::Detached(ino),
+            real,
+            is_dir: false,
+            immutable: false,
+            lookups: 1,
+        };
+        self.nodes.insert(ino, node);
+        ino
+    }
+
+    /// Drops `n` kernel lookups; the node goes away at zero (the root never does).
+    pub fn forget(&mut self, ino: Ino, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let gone = match self.nodes.get_mut(&ino) {
+            Some(node) => {
+                node.lookups = node.lookups.saturating_sub(n);
+                node.lookups == 0
+            }
+            None => false,
+        };
+        if gone {
+            if let Some(node) = self.nodes.remove(&ino) {
+                if self.by_key.get(&node.key) == Some(&ino) {
+                    self.by_key.remove(&node.key);
+                }
+            }
+        }
+    }
+
+    /// True if showing store directory `target` inside view directory `parent` would put a
+    /// directory inside itself: `target` is the real path of `parent` or of one of its view
+    /// ancestors, or lies above one of them.
+    pub fn is_view_loop(&self, parent: Ino, target: &StorePath) -> bool {
+        let mut cur = Some(parent);
+        let mut steps = 0;
+        while let Some(ino) = cur {
+            let Some(node) = self.nodes.get(&ino) else {
+                return false;
+            };
+            if node.real.starts_with(target) {
+                return true;
+            }
+            cur = match &node.key {
+                Key::Dir(p, _) => Some(*p),
+                _ => None,
+            };
+            steps += 1;
+            if steps > 4096 {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// After a rename in the store from `from` to `to`: moves the directory node at view
+    /// position `(old_parent, old_name)` to its new position, and rewrites the store path of
+    /// every node at or below `from`.
+    pub fn renamed(
+        &mut self,
+        old_pos: (Ino, OsString),
+        new_pos: (Ino, OsString),
+        from: &StorePath,
+        to: &StorePath,
+    ) {
+        let old_key = Key::Dir(old_pos.0, old_pos.1);
+        let new_key = Key::Dir(new_pos.0, new_pos.1);
+        // A directory that was at the destination is replaced: unhook its key.
+        if let Some(ino) = self.by_key.remove(&new_key) {
+            if let Some(node) = self.nodes.get_mut(&ino) {
+                node.key = Key::Detached(ino);
+            }
+        }
+        if let Some(ino) = self.by_key.remove(&old_key) {
+            if let Some(node) = self.nodes.get_mut(&ino) {
+                node.key = new_key.clone();
+            }
+            self.by_key.insert(new_key, ino);
+        }
+        for node in self.nodes.values_mut() {
+            if let Some(p) = node.real.rebase(from, to) {
+                node.real = p;
+            }
+        }
+    }
+
+    /// Number of live nodes (for status and tests).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True if only the root is left.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp(s: &str) -> StorePath {
+        StorePath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn same_file_key_shares_inode_and_numbers_are_not_reused() {
+        let mut t = InodeTable::default();
+        let a = t.lookup(Key::File(1, 7), sp("r/blobs/x"), false, true);
+        let b = t.lookup(Key::File(1, 7), sp("r/blobs/x"), false, true);
+        assert_eq!(a, b);
+        t.forget(a, 2);
+        assert!(t.get(a).is_none());
+        let c = t.lookup(Key::File(1, 7), sp("r/blobs/x"), false, true);
+        assert_ne!(a, c, "numbers are never reused");
+    }
+
+    #[test]
+    fn forget_counts() {
+        let mut t = InodeTable::default();
+        let a = t.lookup(Key::File(1, 1), sp("f"), false, false);
+        t.lookup(Key::File(1, 1), sp("f"), false, false);
+        t.forget(a, 1);
+        assert!(t.get(a).is_some());
+        t.forget(a, 1);
+        assert!(t.get(a).is_none());
+        t.forget(ROOT_INO, 100);
+        assert!(t.get(ROOT_INO).is_some());
+    }
+
+    #[test]
+    fn view_loops() {
+        let mut t = InodeTable::default();
+        let a = t.lookup(Key::Dir(ROOT_INO, "a".into()), sp("a"), true, false);
+        let x = t.lookup(Key::Dir(a, "x".into()), sp("b"), true, false);
+        assert!(t.is_view_loop(x, &sp("a")), "a/x -> b, b/y -> a");
+        assert!(t.is_view_loop(x, &StorePath::root()));
+        assert!(t.is_view_loop(x, &sp("b")));
+        assert!(!t.is_view_loop(x, &sp("c")));
+        assert!(!t.is_view_loop(x, &sp("b/c")));
+    }
+
+    #[test]
+    fn rename_rewrites_paths_and_keys() {
+        let mut t = InodeTable::default();
+        let d = t.lookup(Key::Dir(ROOT_INO, "d".into()), sp("d"), true, false);
+        let f = t.lookup(Key::File(1, 9), sp("d/f"), false, false);
+        t.renamed(
+            (ROOT_INO, "d".into()),
+            (ROOT_INO, "e".into()),
+            &sp("d"),
+            &sp("e"),
+        );
+        assert_eq!(t.get(d).unwrap().real, sp("e"));
+        assert_eq!(t.get(f).unwrap().real, sp("e/f"));
+        let again = t.lookup(Key::Dir(ROOT_INO, "e".into()), sp("e"), true, false);
+        assert_eq!(again, d);
+    }
+}

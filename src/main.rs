@@ -1,0 +1,246 @@
+//! The `hfcachefs` command: turns the command line into a [`MountConfig`] and runs it.
+//!
+//! Two forms are accepted: `hfcachefs mount [-f] [-o OPTS] [SOURCE] MOUNTPOINT` (and the other
+//! subcommands), and the FUSE convention `hfcachefs SOURCE MOUNTPOINT [-o OPTS]` that
+//! `mount -t fuse.hfcachefs` and fstab use.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use hfcachefs::config::MountConfig;
+use hfcachefs::mount::{self, MountError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hfcachefs",
+    version,
+    about = "Mount a Hugging Face hub cache with links resolved"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Mount a store (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub).
+    Mount(MountArgs),
+    /// Unmount a mountpoint.
+    Unmount {
+        /// The mountpoint.
+        mountpoint: PathBuf,
+        /// Detach even if busy (the mount goes away when the last file is closed).
+        #[arg(long, short = 'z')]
+        lazy: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct MountArgs {
+    /// Stay in the foreground and log to stderr.
+    #[arg(short, long)]
+    foreground: bool,
+    /// Mount options, comma-separated (may repeat).
+    #[arg(short = 'o', value_name = "OPT[,OPT...]")]
+    options: Vec<String>,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG also works.
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Append logs to this file when detached.
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    /// The store and the mountpoint, or just the mountpoint.
+    #[arg(num_args = 1..=2, required = true, value_name = "[SOURCE] MOUNTPOINT")]
+    paths: Vec<PathBuf>,
+}
+
+/// The FUSE-convention form: `hfcachefs SOURCE MOUNTPOINT [-o OPTS]`.
+#[derive(Parser, Debug)]
+#[command(name = "hfcachefs")]
+struct FuseForm {
+    #[command(flatten)]
+    args: MountArgs,
+}
+
+fn default_store() -> PathBuf {
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    if let Some(p) = std::env::var_os("HF_HOME").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p).join("hub");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
+    home.join(".cache/huggingface/hub")
+}
+
+fn init_log(level: Option<&str>) {
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let Some(l) = level {
+        b.parse_filters(l);
+    }
+    b.format_timestamp_millis().init();
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let subcommand = argv.get(1).map(String::as_str);
+    let is_sub = matches!(
+        subcommand,
+        Some("mount" | "unmount" | "help" | "-h" | "--help" | "-V" | "--version") | None
+    );
+    let result = if is_sub {
+        match Cli::parse().command {
+            Command::Mount(args) => run_mount(args),
+            Command::Unmount { mountpoint, lazy } => {
+                init_log(None);
+                mount::unmount(&mountpoint, lazy).map_err(|e| e.to_string())
+            }
+        }
+    } else {
+        run_mount(FuseForm::parse().args)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("hfcachefs: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_mount(args: MountArgs) -> Result<(), String> {
+    let (source, mountpoint) = match args.paths.as_slice() {
+        [mp] => (default_store(), mp.clone()),
+        [src, mp] => (src.clone(), mp.clone()),
+        _ => return Err("expected [SOURCE] MOUNTPOINT".into()),
+    };
+    let mut cfg = MountConfig::default();
+    cfg.apply_options(&args.options)
+        .map_err(|e| e.to_string())?;
+    // Everything that can be checked before the mount is checked in the caller's process,
+    // so errors reach the terminal and the exit code.
+    hfcachefs::store::Store::open_root(&source).map_err(|e| e.to_string())?;
+    let mountpoint = mount::preflight(&source, &mountpoint).map_err(|e| e.to_string())?;
+    if args.foreground {
+        init_log(args.log_level.as_deref());
+        return serve(&source, &mountpoint, &cfg, None);
+    }
+    let ready = daemonize(args.log_file.as_deref())?;
+    init_log(args.log_level.as_deref());
+    serve(&source, &mountpoint, &cfg, Some(ready))
+}
+
+/// Forks: the parent waits until the child reports the mount live (exit 0) or failed (its
+/// message, exit 1); the child carries on detached. Must run before any thread exists.
+fn daemonize(log_file: Option<&Path>) -> Result<std::io::PipeWriter, String> {
+    let (mut reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: called from main before any other thread is started, so the child's single
+    // thread owns every lock; it only continues ordinary Rust code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid > 0 {
+        drop(writer);
+        let mut msg = String::new();
+        let _ = reader.read_to_string(&mut msg);
+        if msg == "ok" {
+            std::process::exit(0);
+        }
+        if msg.is_empty() {
+            msg = "the mount process died before the mount was live".into();
+        }
+        eprintln!("hfcachefs: {}", msg.trim_end());
+        std::process::exit(1);
+    }
+    drop(reader);
+    let _ = rustix::process::setsid();
+    redirect_stdio(log_file).map_err(|e| format!("log file: {e}"))?;
+    Ok(writer)
+}
+
+fn redirect_stdio(log_file: Option<&Path>) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    let log = match log_file {
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)?,
+        None => null.try_clone()?,
+    };
+    rustix::stdio::dup2_stdin(null.as_fd())?;
+    rustix::stdio::dup2_stdout(log.as_fd())?;
+    rustix::stdio::dup2_stderr(log.as_fd())?;
+    Ok(())
+}
+
+fn serve(
+    source: &Path,
+    mountpoint: &Path,
+    cfg: &MountConfig,
+    ready: Option<std::io::PipeWriter>,
+) -> Result<(), String> {
+    let mut mounted = match mount::mount(source, mountpoint, cfg) {
+        Ok(m) => m,
+        Err(e) => {
+            let msg = hint(&e);
+            if let Some(mut w) = ready {
+                let _ = w.write_all(msg.as_bytes());
+            }
+            return Err(msg);
+        }
+    };
+    log::info!(
+        "mounted {} at {} ({}, {} threads)",
+        source.display(),
+        mountpoint.display(),
+        if cfg.view.read_only { "ro" } else { "rw" },
+        cfg.threads
+    );
+    let mut unmounter = mounted.unmounter();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("signals: {e}"))?;
+    let mp = mountpoint.to_path_buf();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("signal {sig}: unmounting {}", mp.display());
+                if let Err(e) = unmounter.unmount() {
+                    log::error!("unmount {}: {e}; retrying lazily", mp.display());
+                    let _ = mount::unmount(&mp, true);
+                }
+            }
+        })
+        .map_err(|e| format!("signal thread: {e}"))?;
+    if let Some(mut w) = ready {
+        let _ = w.write_all(b"ok");
+    }
+    let res = mounted.run();
+    log::info!("unmounted {}", mountpoint.display());
+    res.map_err(|e| format!("serving {}: {e}", mountpoint.display()))
+}
+
+fn hint(e: &MountError) -> String {
+    match e {
+        MountError::Io(what, io) if io.raw_os_error() == Some(libc::EPERM) => {
+            format!("{what}: {io} (mounting needs root, or fuse3's fusermount3 installed)")
+        }
+        MountError::Io(what, io) if io.kind() == std::io::ErrorKind::NotFound => {
+            format!("{what}: {io} (install fuse3 for fusermount3)")
+        }
+        other => other.to_string(),
+    }
+}

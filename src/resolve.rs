@@ -1,0 +1,354 @@
+//! Link resolution confined to the store.
+//!
+//! The view never asks the OS to follow a link. [`Resolver::resolve_link`] reads the link
+//! text, maps it lexically to a store path ([`crate::path::link_target`]), and walks that
+//! path component by component, resolving every link it meets the same way, until it reaches
+//! a regular file or a directory. Chains (snapshot → repo blob → shared payload) are followed
+//! up to [`MAX_HOPS`] links; a link met twice is a loop.
+//!
+//! The store is reached through the [`LinkSource`] trait, the test seam of this module.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::PathBuf;
+
+use crate::path::{StorePath, link_target};
+use crate::store::{Kind, Meta, Store};
+
+/// At most this many links are followed for one name (as Linux's `MAXSYMLINKS`).
+pub const MAX_HOPS: usize = 40;
+
+/// What the resolver needs from a store.
+pub trait LinkSource {
+    /// `lstat` that follows no link anywhere in the path (a link in the middle fails).
+    fn lstat(&self, p: &StorePath) -> io::Result<Meta>;
+    /// The raw link text.
+    fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>>;
+    /// Absolute paths of the store root, for absolute link targets.
+    fn aliases(&self) -> &[PathBuf];
+}
+
+impl LinkSource for Store {
+    fn lstat(&self, p: &StorePath) -> io::Result<Meta> {
+        Store::lstat(self, p)
+    }
+    fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
+        Store::readlink(self, p)
+    }
+    fn aliases(&self) -> &[PathBuf] {
+        Store::aliases(self)
+    }
+}
+
+/// Why a link is not shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Odd {
+    /// The target leaves the store root.
+    Escapes,
+    /// The target (or a directory on the way) does not exist.
+    Dangling,
+    /// The link reaches itself, or more than [`MAX_HOPS`] links.
+    Loop,
+    /// The target is a FIFO, socket or device.
+    Special,
+    /// The store refused to tell (an errno other than "not found").
+    Unreadable(i32),
+}
+
+impl Odd {
+    /// A short human description for logs and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Odd::Escapes => "link leaves the store".into(),
+            Odd::Dangling => "dangling link".into(),
+            Odd::Loop => "link loop".into(),
+            Odd::Special => "link to a device, FIFO or socket".into(),
+            Odd::Unreadable(e) => {
+                format!("link cannot be read: {}", io::Error::from_raw_os_error(*e))
+            }
+        }
+    }
+}
+
+/// Where a link leads: a regular file or a directory inside the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The real (link-free) store path of the target.
+    pub path: StorePath,
+    /// Its metadata; `kind` is `File` or `Dir`.
+    pub meta: Meta,
+    /// The first link text, as a store path (used to rewrite links on rename).
+    pub first_hop: StorePath,
+}
+
+/// Resolves links over a [`LinkSource`].
+pub struct Resolver<'s, S: LinkSource> {
+    src: &'s S,
+    seen: HashSet<StorePath>,
+}
+
+impl<'s, S: LinkSource> Resolver<'s, S> {
+    /// A resolver for one name.
+    pub fn new(src: &'s S) -> Self {
+        Resolver {
+            src,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Resolves the link at `link` (which must be a symlink) to its final target.
+    pub fn resolve_link(mut self, link: &StorePath) -> Result<Target, Odd> {
+        let first_hop = self.hop(link)?;
+        let (path, meta) = self.walk(&first_hop)?;
+        Ok(Target {
+            path,
+            meta,
+            first_hop,
+        })
+    }
+
+    /// Resolves a plain store path (links anywhere on it are followed) to a file or directory.
+    pub fn resolve_path(mut self, path: &StorePath) -> Result<Target, Odd> {
+        let (real, meta) = self.walk(path)?;
+        Ok(Target {
+            path: real,
+            meta,
+            first_hop: path.clone(),
+        })
+    }
+
+    /// Follows one link: its text mapped into the store.
+    fn hop(&mut self, link: &StorePath) -> Result<StorePath, Odd> {
+        if !self.seen.insert(link.clone()) || self.seen.len() > MAX_HOPS {
+            return Err(Odd::Loop);
+        }
+        let text = self.src.readlink(link).map_err(io_odd)?;
+        if text.is_empty() {
+            return Err(Odd::Dangling);
+        }
+        link_target(&link.parent(), &text, self.src.aliases()).map_err(|_| Odd::Escapes)
+    }
+
+    /// Resolves every component of `path`, following links, to a file or directory.
+    fn walk(&mut self, path: &StorePath) -> Result<(StorePath, Meta), Odd> {
+        // Fast path: no link anywhere on the way (the hub's `../../blobs/<etag>`).
+        match self.src.lstat(path) {
+            Ok(m) if m.kind == Kind::Symlink => {
+                let next = self.hop(path)?;
+                return self.walk(&next);
+            }
+            Ok(m) => return finish(path.clone(), m),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(Odd::Dangling),
+            Err(_) => {} // a link or a non-directory on the way: walk it
+        }
+        let mut cur = StorePath::root();
+        let comps: Vec<_> = path.components().map(|c| c.to_os_string()).collect();
+        for (i, c) in comps.iter().enumerate() {
+            let next = cur.join(c).ok_or(Odd::Dangling)?;
+            let mut meta = self.src.lstat(&next).map_err(io_odd)?;
+            cur = next;
+            if meta.kind == Kind::Symlink {
+                let target = self.hop(&cur)?;
+                let (p, m) = self.walk(&target)?;
+                cur = p;
+                meta = m;
+            }
+            if i + 1 < comps.len() && meta.kind != Kind::Dir {
+                return Err(Odd::Dangling);
+            }
+            if i + 1 == comps.len() {
+                return finish(cur, meta);
+            }
+        }
+        // The path was the root itself.
+        let meta = self.src.lstat(&cur).map_err(io_odd)?;
+        finish(cur, meta)
+    }
+}
+
+fn finish(path: StorePath, meta: Meta) -> Result<(StorePath, Meta), Odd> {
+    match meta.kind {
+        Kind::File | Kind::Dir => Ok((path, meta)),
+        Kind::Special => Err(Odd::Special),
+        Kind::Symlink => Err(Odd::Loop),
+    }
+}
+
+fn io_odd(e: io::Error) -> Odd {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => Odd::Dangling,
+        Some(libc::ELOOP) => Odd::Loop,
+        Some(code) => Odd::Unreadable(code),
+        None => Odd::Unreadable(libc::EIO),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        store: Store,
+    }
+
+    fn fixture(build: impl FnOnce(&Path)) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path());
+        let store = Store::open_root(dir.path()).unwrap();
+        Fixture { dir, store }
+    }
+
+    fn resolve(f: &Fixture, p: &str) -> Result<Target, Odd> {
+        Resolver::new(&f.store).resolve_link(&StorePath::parse(p).unwrap())
+    }
+
+    fn hub(root: &Path) {
+        let repo = root.join("models--a--b");
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        std::fs::create_dir_all(repo.join("snapshots/c1/x/y")).unwrap();
+        std::fs::write(repo.join("blobs/e1"), b"one").unwrap();
+        symlink("../../blobs/e1", repo.join("snapshots/c1/f")).unwrap();
+        symlink("../../../../blobs/e1", repo.join("snapshots/c1/x/y/g")).unwrap();
+    }
+
+    #[test]
+    fn relative_and_nested_links() {
+        let f = fixture(hub);
+        let t = resolve(&f, "models--a--b/snapshots/c1/f").unwrap();
+        assert_eq!(t.path, StorePath::parse("models--a--b/blobs/e1").unwrap());
+        assert_eq!(t.meta.kind, Kind::File);
+        assert_eq!(t.meta.size, 3);
+        let t2 = resolve(&f, "models--a--b/snapshots/c1/x/y/g").unwrap();
+        assert_eq!(t2.path, t.path);
+    }
+
+    #[test]
+    fn shared_blob_chain_two_levels() {
+        let f = fixture(|root| {
+            hub(root);
+            std::fs::create_dir_all(root.join("blobs/ab")).unwrap();
+            std::fs::write(root.join("blobs/ab/abcd"), b"payload").unwrap();
+            symlink("../../blobs/ab/abcd", root.join("models--a--b/blobs/e2")).unwrap();
+            symlink(
+                "../../blobs/e2",
+                root.join("models--a--b/snapshots/c1/shared"),
+            )
+            .unwrap();
+        });
+        let t = resolve(&f, "models--a--b/snapshots/c1/shared").unwrap();
+        assert_eq!(t.path, StorePath::parse("blobs/ab/abcd").unwrap());
+        assert_eq!(
+            t.first_hop,
+            StorePath::parse("models--a--b/blobs/e2").unwrap()
+        );
+        assert_eq!(t.meta.size, 7);
+    }
+
+    #[test]
+    fn backslash_links_and_absolute_inside() {
+        let f = fixture(|root| {
+            hub(root);
+            symlink(
+                "..\\..\\blobs\\e1",
+                root.join("models--a--b/snapshots/c1/win"),
+            )
+            .unwrap();
+            let abs = std::fs::canonicalize(root)
+                .unwrap()
+                .join("models--a--b/blobs/e1");
+            symlink(abs, root.join("models--a--b/snapshots/c1/abs")).unwrap();
+        });
+        assert_eq!(
+            resolve(&f, "models--a--b/snapshots/c1/win")
+                .unwrap()
+                .meta
+                .size,
+            3
+        );
+        assert_eq!(
+            resolve(&f, "models--a--b/snapshots/c1/abs")
+                .unwrap()
+                .meta
+                .size,
+            3
+        );
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        let f = fixture(|root| {
+            symlink("/etc/passwd", root.join("abs")).unwrap();
+            symlink("../../../../../../etc/passwd", root.join("up")).unwrap();
+            std::fs::create_dir(root.join("d")).unwrap();
+            symlink("/", root.join("d/slash")).unwrap();
+            symlink("d/slash/etc/passwd", root.join("via")).unwrap();
+        });
+        for p in ["abs", "up", "d/slash", "via"] {
+            assert_eq!(resolve(&f, p), Err(Odd::Escapes), "{p}");
+        }
+    }
+
+    #[test]
+    fn loops_and_dangling() {
+        let f = fixture(|root| {
+            symlink("self", root.join("self")).unwrap();
+            symlink("b", root.join("a")).unwrap();
+            symlink("a", root.join("b")).unwrap();
+            symlink("missing", root.join("dangling")).unwrap();
+            symlink("", root.join("empty")).unwrap_or(());
+            std::fs::write(root.join("file"), b"x").unwrap();
+            symlink("file/below", root.join("notdir")).unwrap();
+        });
+        assert_eq!(resolve(&f, "self"), Err(Odd::Loop));
+        assert_eq!(resolve(&f, "a"), Err(Odd::Loop));
+        assert_eq!(resolve(&f, "dangling"), Err(Odd::Dangling));
+        assert_eq!(resolve(&f, "notdir"), Err(Odd::Dangling));
+        let _ = &f.dir;
+    }
+
+    #[test]
+    fn long_chain_is_cut() {
+        let f = fixture(|root| {
+            std::fs::write(root.join("end"), b"x").unwrap();
+            symlink("end", root.join("l0")).unwrap();
+            for i in 1..=MAX_HOPS + 2 {
+                symlink(format!("l{}", i - 1), root.join(format!("l{i}"))).unwrap();
+            }
+        });
+        assert!(resolve(&f, "l5").is_ok());
+        assert_eq!(resolve(&f, &format!("l{}", MAX_HOPS + 2)), Err(Odd::Loop));
+    }
+
+    #[test]
+    fn link_through_linked_directory() {
+        let f = fixture(|root| {
+            hub(root);
+            symlink("models--a--b/blobs", root.join("alias")).unwrap();
+            symlink("alias/e1", root.join("via")).unwrap();
+            symlink("models--a--b", root.join("repo")).unwrap();
+        });
+        let t = resolve(&f, "via").unwrap();
+        assert_eq!(t.path, StorePath::parse("models--a--b/blobs/e1").unwrap());
+        let d = resolve(&f, "repo").unwrap();
+        assert_eq!(d.meta.kind, Kind::Dir);
+    }
+
+    #[test]
+    fn special_targets_are_odd() {
+        let f = fixture(|root| {
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                root.join("fifo"),
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o644),
+                0,
+            )
+            .unwrap();
+            symlink("fifo", root.join("tofifo")).unwrap();
+        });
+        assert_eq!(resolve(&f, "tofifo"), Err(Odd::Special));
+    }
+}

@@ -1,0 +1,405 @@
+//! Confined access to the store: every operation names a [`StorePath`] and is carried out
+//! relative to a directory file descriptor of the store root.
+//!
+//! Invariant: no call here follows a symlink. Paths are opened with `openat2`
+//! (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`) where the kernel has it,
+//! else component by component with `O_NOFOLLOW`; final components are acted on with the
+//! `*at` calls on their parent's descriptor. A symlink swapped into the store between a
+//! check and a use therefore fails the use (`ELOOP`) instead of reaching outside the store.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::path::StorePath;
+
+/// The kind of a store entry, as `lstat` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (never followed by this module).
+    Symlink,
+    /// A FIFO, socket or device: never shown by the view.
+    Special,
+}
+
+/// Metadata of one store entry (not following links).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// Entry kind.
+    pub kind: Kind,
+    /// Device of the store file system.
+    pub dev: u64,
+    /// Inode number in the store.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// 512-byte blocks allocated.
+    pub blocks: u64,
+    /// Permission bits (no file type bits).
+    pub perm: u16,
+    /// Hard link count.
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Preferred I/O size.
+    pub blksize: u32,
+    /// Access time.
+    pub atime: SystemTime,
+    /// Modification time.
+    pub mtime: SystemTime,
+    /// Status change time.
+    pub ctime: SystemTime,
+}
+
+impl Meta {
+    /// Converts a raw `stat`.
+    pub fn from_stat(st: &rustix::fs::Stat) -> Meta {
+        let kind = match FileType::from_raw_mode(st.st_mode as _) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Special,
+        };
+        Meta {
+            kind,
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            blocks: st.st_blocks as u64,
+            perm: (st.st_mode & 0o7777) as u16,
+            nlink: st.st_nlink as u32,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            blksize: st.st_blksize as u32,
+            atime: time(st.st_atime as i64, st.st_atime_nsec as i64),
+            mtime: time(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: time(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        }
+    }
+
+    /// Metadata of an open file.
+    pub fn of_fd(fd: impl AsFd) -> io::Result<Meta> {
+        Ok(Meta::from_stat(&rustix::fs::fstat(fd)?))
+    }
+}
+
+fn time(secs: i64, nsec: i64) -> SystemTime {
+    let nsec = nsec.clamp(0, 999_999_999) as u32;
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::new(secs as u64, nsec)
+    } else {
+        UNIX_EPOCH - Duration::new(secs.unsigned_abs(), 0) + Duration::new(0, nsec)
+    }
+}
+
+/// One raw directory entry of the store.
+#[derive(Clone, Debug)]
+pub struct RawEntry {
+    /// Entry name.
+    pub name: OsString,
+    /// Kind from `d_type`, or `None` when the file system does not say.
+    pub kind: Option<Kind>,
+    /// Store inode number from `d_ino`.
+    pub ino: u64,
+}
+
+/// Space figures of the store file system.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreStatfs {
+    /// Total blocks (in `frsize` units).
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Blocks available to unprivileged users.
+    pub bavail: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Block size.
+    pub bsize: u32,
+    /// Maximum name length.
+    pub namelen: u32,
+    /// Fragment size.
+    pub frsize: u32,
+}
+
+/// An open store root.
+#[derive(Debug)]
+pub struct Store {
+    root: OwnedFd,
+    aliases: Vec<PathBuf>,
+    has_openat2: AtomicBool,
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStoreError {
+    /// The path does not exist.
+    #[error("store {0} does not exist (create it, or point SOURCE/HF_HUB_CACHE at the hub cache)")]
+    Missing(PathBuf),
+    /// The path is not a directory.
+    #[error("store {0} is not a directory")]
+    NotDir(PathBuf),
+    /// Any other error.
+    #[error("cannot open store {0}: {1}")]
+    Io(PathBuf, io::Error),
+}
+
+impl Store {
+    /// Opens the store at `path` (which may itself be reached through symlinks: the user
+    /// chose it).
+    pub fn open_root(path: &Path) -> Result<Store, OpenStoreError> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(OpenStoreError::Missing(path.to_path_buf()));
+            }
+            Err(e) => return Err(OpenStoreError::Io(path.to_path_buf(), e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| OpenStoreError::Io(path.to_path_buf(), e))?;
+        if !meta.is_dir() {
+            return Err(OpenStoreError::NotDir(path.to_path_buf()));
+        }
+        let mut aliases = Vec::new();
+        if let Ok(abs) = std::path::absolute(path) {
+            aliases.push(abs);
+        }
+        if let Ok(canon) = std::fs::canonicalize(path) {
+            if !aliases.contains(&canon) {
+                aliases.push(canon);
+            }
+        }
+        Ok(Store {
+            root: file.into(),
+            aliases,
+            has_openat2: AtomicBool::new(cfg!(target_os = "linux")),
+        })
+    }
+
+    /// Absolute paths under which the store root is known (for absolute link targets).
+    pub fn aliases(&self) -> &[PathBuf] {
+        &self.aliases
+    }
+
+    /// Opens `p` with `flags` (plus `O_NOFOLLOW | O_CLOEXEC`), never following a link.
+    pub fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mode = Mode::from_raw_mode(mode as _);
+        if p.is_root() {
+            return Ok(rustix::fs::openat(&self.root, ".", flags, mode)?);
+        }
+        #[cfg(target_os = "linux")]
+        if self.has_openat2.load(Ordering::Relaxed) {
+            use rustix::fs::ResolveFlags;
+            let how =
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            match rustix::fs::openat2(&self.root, p.as_rel(), flags, mode, how) {
+                Err(rustix::io::Errno::NOSYS) => self.has_openat2.store(false, Ordering::Relaxed),
+                Err(rustix::io::Errno::AGAIN) => {} // rename race: take the slow path
+                other => return Ok(other?),
+            }
+        }
+        let parent = self.walk_dir(&p.parent())?;
+        let name = p
+            .file_name()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        Ok(rustix::fs::openat(&parent, name, flags, mode)?)
+    }
+
+    /// Opens a directory component by component with `O_NOFOLLOW` (the portable path).
+    fn walk_dir(&self, p: &StorePath) -> io::Result<OwnedFd> {
+        let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::PATH;
+        let mut fd = rustix::fs::openat(&self.root, ".", flags, Mode::empty())?;
+        for c in p.components() {
+            fd = rustix::fs::openat(&fd, c, flags, Mode::empty())?;
+        }
+        Ok(fd)
+    }
+
+    /// A descriptor of the directory `p`, usable with the `*at` calls.
+    pub fn dir_fd(&self, p: &StorePath) -> io::Result<OwnedFd> {
+        self.open(p, OFlags::DIRECTORY | OFlags::PATH, 0)
+    }
+
+    /// The parent descriptor and final name of `p` (not the root).
+    fn parent_and_name<'p>(&self, p: &'p StorePath) -> io::Result<(OwnedFd, &'p OsStr)> {
+        let name = p
+            .file_name()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBUSY))?;
+        Ok((self.dir_fd(&p.parent())?, name))
+    }
+
+    /// `lstat` of `p`.
+    pub fn lstat(&self, p: &StorePath) -> io::Result<Meta> {
+        if p.is_root() {
+            return Meta::of_fd(&self.root);
+        }
+        let (dir, name) = self.parent_and_name(p)?;
+        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(Meta::from_stat(&st))
+    }
+
+    /// The raw text of the link at `p`.
+    pub fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
+        let (dir, name) = self.parent_and_name(p)?;
+        Ok(rustix::fs::readlinkat(&dir, name, Vec::new())?.into_bytes())
+    }
+
+    /// Lists directory `p` (without `.` and `..`).
+    pub fn read_dir(&self, p: &StorePath) -> io::Result<Vec<RawEntry>> {
+        let fd = self.open(p, OFlags::DIRECTORY | OFlags::RDONLY, 0)?;
+        let mut dir = rustix::fs::Dir::read_from(&fd)?;
+        let mut out = Vec::new();
+        while let Some(ent) = dir.read() {
+            let ent = ent?;
+            let name = ent.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let kind = match ent.file_type() {
+                FileType::RegularFile => Some(Kind::File),
+                FileType::Directory => Some(Kind::Dir),
+                FileType::Symlink => Some(Kind::Symlink),
+                FileType::Unknown => None,
+                _ => Some(Kind::Special),
+            };
+            out.push(RawEntry {
+                name: OsString::from_vec(name.to_vec()),
+                kind,
+                ino: ent.ino(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(&self, p: &StorePath, mode: u32) -> io::Result<()> {
+        let (dir, name) = self.parent_and_name(p)?;
+        Ok(rustix::fs::mkdirat(
+            &dir,
+            name,
+            Mode::from_raw_mode(mode as _),
+        )?)
+    }
+
+    /// Removes a non-directory entry (a file or a link itself).
+    pub fn unlink(&self, p: &StorePath) -> io::Result<()> {
+        let (dir, name) = self.parent_and_name(p)?;
+        Ok(rustix::fs::unlinkat(&dir, name, AtFlags::empty())?)
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&self, p: &StorePath) -> io::Result<()> {
+        let (dir, name) = self.parent_and_name(p)?;
+        Ok(rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR)?)
+    }
+
+    /// Renames `from` to `to`; `flags` are `renameat2` flags (`RENAME_NOREPLACE`, …).
+    pub fn rename(&self, from: &StorePath, to: &StorePath, flags: u32) -> io::Result<()> {
+        let (fdir, fname) = self.parent_and_name(from)?;
+        let (tdir, tname) = self.parent_and_name(to)?;
+        if flags == 0 {
+            return Ok(rustix::fs::renameat(&fdir, fname, &tdir, tname)?);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let flags = rustix::fs::RenameFlags::from_bits(flags)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+            Ok(rustix::fs::renameat_with(
+                &fdir, fname, &tdir, tname, flags,
+            )?)
+        }
+        #[cfg(not(target_os = "linux"))]
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
+    }
+
+    /// Creates a symlink at `p` with the given text.
+    pub fn symlink(&self, text: &Path, p: &StorePath) -> io::Result<()> {
+        let (dir, name) = self.parent_and_name(p)?;
+        Ok(rustix::fs::symlinkat(text, &dir, name)?)
+    }
+
+    /// Creates a hard link `to` of the non-link entry `from`.
+    pub fn link(&self, from: &StorePath, to: &StorePath) -> io::Result<()> {
+        let (fdir, fname) = self.parent_and_name(from)?;
+        let (tdir, tname) = self.parent_and_name(to)?;
+        Ok(rustix::fs::linkat(
+            &fdir,
+            fname,
+            &tdir,
+            tname,
+            AtFlags::empty(),
+        )?)
+    }
+
+    /// File system figures of the store.
+    pub fn statfs(&self) -> io::Result<StoreStatfs> {
+        let s = rustix::fs::fstatvfs(&self.root)?;
+        Ok(StoreStatfs {
+            blocks: s.f_blocks,
+            bfree: s.f_bfree,
+            bavail: s.f_bavail,
+            files: s.f_files,
+            ffree: s.f_ffree,
+            bsize: s.f_bsize as u32,
+            namelen: s.f_namemax as u32,
+            frsize: s.f_frsize as u32,
+        })
+    }
+}
+
+/// Name bytes of an `OsStr` (for logging and hashing).
+pub fn name_bytes(name: &OsStr) -> &[u8] {
+    name.as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn lstat_does_not_follow_and_open_refuses_links() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"hello").unwrap();
+        symlink("f", dir.path().join("l")).unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        symlink("/etc", dir.path().join("d/out")).unwrap();
+        let store = Store::open_root(dir.path()).unwrap();
+        let l = StorePath::parse("l").unwrap();
+        assert_eq!(store.lstat(&l).unwrap().kind, Kind::Symlink);
+        assert_eq!(store.readlink(&l).unwrap(), b"f");
+        assert!(store.open(&l, OFlags::RDONLY, 0).is_err());
+        // A link in the middle of a path is never crossed.
+        let through = StorePath::parse("d/out/passwd").unwrap();
+        assert!(store.lstat(&through).is_err());
+        assert!(store.open(&through, OFlags::RDONLY, 0).is_err());
+        assert_eq!(
+            store.lstat(&StorePath::parse("f").unwrap()).unwrap().size,
+            5
+        );
+    }
+
+    #[test]
+    fn missing_store_is_a_clear_error() {
+        let err = Store::open_root(Path::new("/nonexistent/hfcachefs-store")).unwrap_err();
+        assert!(matches!(err, OpenStoreError::Missing(_)));
+        assert!(err.to_string().contains("does not exist"));
+    }
+}

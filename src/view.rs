@@ -1,0 +1,269 @@
+//! The cache view: the platform-neutral filesystem core. One method per operation, each
+//! returning the core's own types; the FUSE and WinFsp adapters only translate.
+//!
+//! What the view shows (see `docs/SEMANTICS.md`): directories and regular files of the store
+//! as they are; a symlink whose target resolves (by [`crate::resolve`], confined to the
+//! store) to a regular file or directory, as that file or directory; nothing else. Odd
+//! entries (links that escape, dangle or loop; FIFOs, sockets, devices) are hidden: lookups
+//! answer "not found", listings skip them, and each is logged once at warn level.
+//!
+//! Invariants: the inode table lock is never held across store I/O; no request path
+//! unwraps; every store access goes through [`Store`], which follows no link.
+
+mod attr;
+mod dir;
+mod handles;
+mod write;
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use attr::{Attr, AttrKind, Entry, SetAttr, TimeSet};
+pub use dir::DirEntry;
+use handles::Handles;
+pub use handles::Opened;
+
+use crate::error::{FsError, FsResult};
+use crate::inode::{Ino, InodeTable, Key, Node};
+use crate::path::StorePath;
+use crate::resolve::{Odd, Resolver};
+use crate::store::{Kind, Meta, Store, StoreStatfs};
+
+/// How the view behaves; built from mount options by the binary.
+#[derive(Clone, Debug)]
+pub struct ViewConfig {
+    /// Refuse every mutation with `EROFS`.
+    pub read_only: bool,
+    /// How long the kernel may cache a name → inode mapping.
+    pub entry_ttl: Duration,
+    /// How long the kernel may cache attributes of mutable entries (directories, files
+    /// being written).
+    pub attr_ttl: Duration,
+    /// How long the kernel may cache attributes of immutable blobs.
+    pub blob_attr_ttl: Duration,
+    /// Show every entry as owned by this user instead of the store's owner.
+    pub uid: Option<u32>,
+    /// Show every entry as owned by this group instead of the store's group.
+    pub gid: Option<u32>,
+    /// Where the view is mounted: absolute symlink targets below it are stored relative.
+    pub mountpoint: Option<PathBuf>,
+    /// Give files created through the view to the requesting user (when running as root).
+    pub chown_new: bool,
+}
+
+impl Default for ViewConfig {
+    fn default() -> Self {
+        ViewConfig {
+            read_only: false,
+            entry_ttl: Duration::from_secs(1),
+            attr_ttl: Duration::from_secs(1),
+            blob_attr_ttl: Duration::from_secs(60),
+            uid: None,
+            gid: None,
+            mountpoint: None,
+            chown_new: true,
+        }
+    }
+}
+
+/// Who is asking (for ownership of new entries).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caller {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// The view over one store.
+#[derive(Debug)]
+pub struct CacheView {
+    store: Store,
+    config: ViewConfig,
+    inodes: Mutex<InodeTable>,
+    handles: Handles,
+    warned: Mutex<HashSet<StorePath>>,
+}
+
+/// How a store entry is shown.
+struct Shown {
+    key: Key,
+    real: StorePath,
+    meta: Meta,
+    immutable: bool,
+}
+
+impl CacheView {
+    /// A view of `store`.
+    pub fn new(store: Store, config: ViewConfig) -> Self {
+        CacheView {
+            store,
+            config,
+            inodes: Mutex::new(InodeTable::default()),
+            handles: Handles::default(),
+            warned: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ViewConfig {
+        &self.config
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, InodeTable> {
+        // A panic while holding the lock cannot leave the table half-updated in a way that
+        // matters more than losing the mount, so keep serving.
+        self.inodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn node(&self, ino: Ino) -> FsResult<Node> {
+        self.table().get(ino).cloned().ok_or(FsError::Stale)
+    }
+
+    fn dir_node(&self, ino: Ino) -> FsResult<Node> {
+        let node = self.node(ino)?;
+        if !node.is_dir {
+            return Err(FsError::NotDir);
+        }
+        Ok(node)
+    }
+
+    /// Number of live inodes.
+    pub fn inode_count(&self) -> usize {
+        self.table().len()
+    }
+
+    /// Logs an odd entry once per path.
+    fn warn_odd(&self, path: &StorePath, why: &str) {
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.len() < 100_000 && warned.insert(path.clone()) {
+            log::warn!("hidden store entry {path}: {why}");
+        }
+    }
+
+    /// Decides how the store entry `path` (child `name` of view directory `parent`) is shown.
+    fn classify(&self, parent: Ino, name: &OsStr, path: StorePath, meta: Meta) -> FsResult<Shown> {
+        match meta.kind {
+            Kind::File => Ok(Shown {
+                key: Key::File(meta.dev, meta.ino),
+                immutable: is_blob_path(&path),
+                real: path,
+                meta,
+            }),
+            Kind::Dir => Ok(Shown {
+                key: Key::Dir(parent, name.to_os_string()),
+                real: path,
+                meta,
+                immutable: false,
+            }),
+            Kind::Special => {
+                self.warn_odd(&path, "not a regular file, directory or link");
+                Err(FsError::NotFound)
+            }
+            Kind::Symlink => match Resolver::new(&self.store).resolve_link(&path) {
+                Ok(t) if t.meta.kind == Kind::Dir => {
+                    if self.table().is_view_loop(parent, &t.path) {
+                        self.warn_odd(&path, &Odd::Loop.describe());
+                        return Err(FsError::NotFound);
+                    }
+                    Ok(Shown {
+                        key: Key::Dir(parent, name.to_os_string()),
+                        real: t.path,
+                        meta: t.meta,
+                        immutable: false,
+                    })
+                }
+                Ok(t) => Ok(Shown {
+                    key: Key::File(t.meta.dev, t.meta.ino),
+                    real: t.path,
+                    meta: t.meta,
+                    immutable: true,
+                }),
+                Err(odd) => {
+                    self.warn_odd(&path, &odd.describe());
+                    Err(FsError::NotFound)
+                }
+            },
+        }
+    }
+
+    /// Looks up `name` in directory `parent`, counting one kernel lookup on success.
+    pub fn lookup(&self, parent: Ino, name: &OsStr) -> FsResult<Entry> {
+        let dir = self.dir_node(parent)?;
+        let path = dir.real.join(name).ok_or(FsError::NotFound)?;
+        let meta = self.store.lstat(&path)?;
+        let shown = self.classify(parent, name, path, meta)?;
+        Ok(self.remember(shown))
+    }
+
+    /// Enters a shown entry in the inode table and builds its reply.
+    fn remember(&self, shown: Shown) -> Entry {
+        let is_dir = shown.meta.kind == Kind::Dir;
+        let ino = self
+            .table()
+            .lookup(shown.key, shown.real, is_dir, shown.immutable);
+        self.entry(ino, &shown.meta, shown.immutable)
+    }
+
+    /// Drops `n` kernel lookups of `ino`.
+    pub fn forget(&self, ino: Ino, n: u64) {
+        self.table().forget(ino, n);
+    }
+
+    /// Attributes of `ino`, with how long they may be cached. With `fh`, from the open file.
+    pub fn getattr(&self, ino: Ino, fh: Option<u64>) -> FsResult<(Attr, Duration)> {
+        if let Some(h) = fh.and_then(|fh| self.handles.file(fh)) {
+            let meta = Meta::of_fd(&h.file)?;
+            let immutable = self.node(ino).map(|n| n.immutable).unwrap_or(false);
+            return Ok((self.attr(ino, &meta), self.attr_ttl(&meta, immutable)));
+        }
+        let node = self.node(ino)?;
+        if let Key::Detached(_) = node.key {
+            return Err(FsError::Stale);
+        }
+        let meta = self.store.lstat(&node.real)?;
+        check_identity(&node, &meta)?;
+        Ok((self.attr(ino, &meta), self.attr_ttl(&meta, node.immutable)))
+    }
+
+    /// `readlink`: nothing in the view is a link.
+    pub fn readlink(&self, _ino: Ino) -> FsResult<Vec<u8>> {
+        Err(FsError::Invalid)
+    }
+
+    /// File system figures of the store.
+    pub fn statfs(&self) -> FsResult<StoreStatfs> {
+        Ok(self.store.statfs()?)
+    }
+}
+
+/// A file node must still be the same store file; a directory must still be a directory.
+fn check_identity(node: &Node, meta: &Meta) -> FsResult<()> {
+    match (&node.key, meta.kind) {
+        (Key::File(dev, ino), Kind::File) if *dev == meta.dev && *ino == meta.ino => Ok(()),
+        (Key::Root | Key::Dir(..), Kind::Dir) => Ok(()),
+        _ => Err(FsError::Stale),
+    }
+}
+
+/// True for a store path that names an immutable blob: 40 or 64 hex digits, below a
+/// `blobs` directory (a repo's `blobs/<etag>` or the shared store's `blobs/<hh>/<hash>`).
+pub fn is_blob_path(p: &StorePath) -> bool {
+    let Some(name) = p.file_name().and_then(OsStr::to_str) else {
+        return false;
+    };
+    (name.len() == 40 || name.len() == 64)
+        && name.bytes().all(|b| b.is_ascii_hexdigit())
+        && p.components().any(|c| c == "blobs")
+}
+
+#[cfg(test)]
+mod tests;

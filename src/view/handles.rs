@@ -1,0 +1,221 @@
+//! Open files: each view handle owns a descriptor of the store file it was opened on, so a
+//! handle keeps reading the same bytes even if the name is re-pointed or removed meanwhile.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rustix::fs::{OFlags, SeekFrom};
+
+use super::CacheView;
+use super::dir::DirHandle;
+use crate::error::{FsError, FsResult};
+use crate::inode::Ino;
+use crate::store::Meta;
+
+/// One open file.
+#[derive(Debug)]
+pub struct FileHandle {
+    /// The view inode.
+    pub ino: Ino,
+    /// The store file.
+    pub file: File,
+    /// Opened for writing.
+    pub writable: bool,
+}
+
+/// The reply to `open`.
+#[derive(Clone, Copy, Debug)]
+pub struct Opened {
+    /// The handle number.
+    pub fh: u64,
+    /// The data is immutable: the kernel may keep its page cache across opens.
+    pub keep_cache: bool,
+}
+
+/// All open handles.
+#[derive(Debug, Default)]
+pub struct Handles {
+    next: AtomicU64,
+    files: RwLock<HashMap<u64, Arc<FileHandle>>>,
+    dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
+}
+
+impl Handles {
+    fn next(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(super) fn insert_file(&self, h: FileHandle) -> u64 {
+        let fh = self.next();
+        self.files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, Arc::new(h));
+        fh
+    }
+
+    pub(super) fn file(&self, fh: u64) -> Option<Arc<FileHandle>> {
+        self.files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh)
+            .cloned()
+    }
+
+    fn remove_file(&self, fh: u64) -> Option<Arc<FileHandle>> {
+        self.files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh)
+    }
+
+    pub(super) fn insert_dir(&self, h: DirHandle) -> u64 {
+        let fh = self.next();
+        self.dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, Arc::new(h));
+        fh
+    }
+
+    pub(super) fn dir(&self, fh: u64) -> Option<Arc<DirHandle>> {
+        self.dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh)
+            .cloned()
+    }
+
+    pub(super) fn remove_dir(&self, fh: u64) {
+        self.dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh);
+    }
+
+    /// Number of open file handles.
+    pub fn open_files(&self) -> usize {
+        self.files.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// The store open flags for a client's open flags: the access mode and the flags that change
+/// how writes land; never `O_CREAT`/`O_EXCL` (creation is `create`'s job) or `O_NOFOLLOW`
+/// games (the store layer adds its own).
+pub(super) fn store_flags(flags: i32) -> OFlags {
+    let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_TRUNC | libc::O_SYNC | libc::O_DSYNC;
+    OFlags::from_bits_truncate((flags & keep) as _)
+}
+
+/// True if `flags` open for writing (or truncate).
+pub(super) fn wants_write(flags: i32) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
+}
+
+impl CacheView {
+    /// Opens file `ino`.
+    pub fn open(&self, ino: Ino, flags: i32) -> FsResult<Opened> {
+        let node = self.node(ino)?;
+        if node.is_dir {
+            return Err(FsError::IsDir);
+        }
+        let write = wants_write(flags);
+        if write && self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        if write && node.immutable {
+            return Err(FsError::NotPermitted(
+                "blobs are immutable through the view; replace the name instead",
+            ));
+        }
+        let fd = self.store.open(&node.real, store_flags(flags), 0)?;
+        let meta = Meta::of_fd(&fd)?;
+        super::check_identity(&node, &meta)?;
+        let fh = self.handles.insert_file(FileHandle {
+            ino,
+            file: fd.into(),
+            writable: write,
+        });
+        Ok(Opened {
+            fh,
+            keep_cache: node.immutable,
+        })
+    }
+
+    /// Reads up to `size` bytes at `offset`.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            match h.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    /// Writes `data` at `offset` (at the end for handles opened with `O_APPEND`).
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
+        if !h.writable {
+            return Err(FsError::BadHandle);
+        }
+        h.file.write_all_at(data, offset)?;
+        Ok(data.len() as u32)
+    }
+
+    /// `fsync`/`fdatasync` of an open file.
+    pub fn fsync(&self, fh: u64, datasync: bool) -> FsResult<()> {
+        let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
+        if datasync {
+            rustix::fs::fdatasync(&h.file)?;
+        } else {
+            rustix::fs::fsync(&h.file)?;
+        }
+        Ok(())
+    }
+
+    /// Closes a handle.
+    pub fn release(&self, fh: u64) {
+        self.handles.remove_file(fh);
+    }
+
+    /// `SEEK_DATA`/`SEEK_HOLE` on the store file (other whences never reach a FUSE server).
+    pub fn lseek(&self, fh: u64, offset: i64, whence: i32) -> FsResult<i64> {
+        let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
+        let offset = u64::try_from(offset).map_err(|_| FsError::Invalid)?;
+        let pos = match whence {
+            libc::SEEK_DATA => SeekFrom::Data(offset),
+            libc::SEEK_HOLE => SeekFrom::Hole(offset),
+            libc::SEEK_SET => SeekFrom::Start(offset),
+            _ => return Err(FsError::Invalid),
+        };
+        // The handle's own file offset is not used by reads and writes (they are positional).
+        let got = rustix::fs::seek(&h.file, pos)?;
+        i64::try_from(got).map_err(|_| FsError::Invalid)
+    }
+
+    /// Preallocates or punches space in an open file.
+    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {
+        let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
+        if !h.writable {
+            return Err(FsError::BadHandle);
+        }
+        let flags = rustix::fs::FallocateFlags::from_bits(mode as _).ok_or(FsError::Unsupported)?;
+        rustix::fs::fallocate(&h.file, flags, offset, length)?;
+        Ok(())
+    }
+
+    /// Number of open file handles.
+    pub fn open_files(&self) -> usize {
+        self.handles.open_files()
+    }
+}

@@ -1,0 +1,423 @@
+//! The write path: every mutation a client makes through the view, carried out on the store
+//! so that it ends up as a Linux client writing directly would leave it.
+//!
+//! Rules (see `docs/SEMANTICS.md`):
+//! - Hidden odd entries do not exist for the view: creating an entry with the name of one
+//!   first removes the odd link (logged), so a re-download over a lost blob works.
+//! - `symlink()` creates a real symlink in the store, provided its target resolves inside
+//!   the store; the name shows as the target's file or directory at the next lookup.
+//! - Renaming a link to another directory rewrites its relative target, so it keeps resolving.
+//! - Immutable blobs (link-backed names, `blobs/<hash>`) refuse writes and truncation.
+//! - On a read-only view every mutation fails with `EROFS`.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{OFlags, Timespec, Timestamps};
+
+use super::handles::{FileHandle, store_flags, wants_write};
+use super::{CacheView, Caller, Entry, Opened, SetAttr, TimeSet};
+use crate::error::{FsError, FsResult};
+use crate::inode::{Ino, Key};
+use crate::path::{StorePath, link_target};
+use crate::resolve::{Odd, Resolver};
+use crate::store::{Kind, Meta};
+use crate::view::attr::{Attr, AttrKind};
+
+impl CacheView {
+    fn writable(&self) -> FsResult<()> {
+        if self.config.read_only {
+            Err(FsError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The store path of `name` in view directory `parent`.
+    fn child(&self, parent: Ino, name: &OsStr) -> FsResult<StorePath> {
+        let dir = self.dir_node(parent)?;
+        dir.real.join(name).ok_or(FsError::Invalid)
+    }
+
+    /// Makes room for a new entry at `path`: nothing there is fine, a hidden odd link is
+    /// removed, anything the view shows is `EEXIST`.
+    fn clear_hidden(&self, path: &StorePath) -> FsResult<()> {
+        let meta = match self.store.lstat(path) {
+            Ok(m) => m,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if meta.kind != Kind::Symlink {
+            return Err(FsError::Exists);
+        }
+        match Resolver::new(&self.store).resolve_link(path) {
+            Ok(_) => Err(FsError::Exists),
+            Err(odd) => {
+                log::warn!("replacing hidden store entry {path} ({})", odd.describe());
+                self.store.unlink(path)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives a new store entry to the caller, when the daemon runs as root.
+    fn chown_new(&self, path: &StorePath, caller: Caller) {
+        if !self.config.chown_new || !rustix::process::geteuid().is_root() || caller.uid == 0 {
+            return;
+        }
+        let parent = match self.store.dir_fd(&path.parent()) {
+            Ok(fd) => fd,
+            Err(_) => return,
+        };
+        let Some(name) = path.file_name() else { return };
+        let uid = rustix::fs::Uid::from_raw(caller.uid);
+        let gid = rustix::fs::Gid::from_raw(caller.gid);
+        if let Err(e) = rustix::fs::chownat(
+            &parent,
+            name,
+            Some(uid),
+            Some(gid),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            log::debug!("chown {path} to {}:{}: {e}", caller.uid, caller.gid);
+        }
+    }
+
+    /// Looks up a just-created entry of `parent`.
+    fn created(&self, parent: Ino, name: &OsStr) -> FsResult<Entry> {
+        self.lookup(parent, name)
+    }
+
+    /// Creates and opens a regular file.
+    pub fn create(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> FsResult<(Entry, Opened)> {
+        self.writable()?;
+        let path = self.child(parent, name)?;
+        self.clear_hidden(&path).or_else(|e| match e {
+            FsError::Exists if flags & libc::O_EXCL == 0 => Ok(()),
+            e => Err(e),
+        })?;
+        let base = store_flags(flags) | OFlags::CREATE;
+        let excl = flags & libc::O_EXCL != 0;
+        let perm = mode & 0o7777 & !umask;
+        let fd = match self.store.open(&path, base | OFlags::EXCL, perm) {
+            Ok(fd) => {
+                self.chown_new(&path, caller);
+                fd
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && !excl => {
+                // Created meanwhile by someone else: open it as `open` would.
+                let entry = self.lookup(parent, name)?;
+                let opened = self.open(entry.attr.ino, flags & !libc::O_CREAT);
+                if opened.is_err() {
+                    self.forget(entry.attr.ino, 1);
+                }
+                return Ok((entry, opened?));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let meta = Meta::of_fd(&fd)?;
+        let ino = self
+            .table()
+            .lookup(Key::File(meta.dev, meta.ino), path, false, false);
+        let fh = self.handles.insert_file(FileHandle {
+            ino,
+            file: fd.into(),
+            writable: wants_write(flags) || flags & libc::O_ACCMODE != libc::O_RDONLY,
+        });
+        Ok((
+            self.entry(ino, &meta, false),
+            Opened {
+                fh,
+                keep_cache: false,
+            },
+        ))
+    }
+
+    /// `mknod`: regular files only; devices, FIFOs and sockets are never created.
+    pub fn mknod(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        caller: Caller,
+    ) -> FsResult<Entry> {
+        self.writable()?;
+        if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
+            return Err(FsError::NotPermitted(
+                "only regular files and directories can be created",
+            ));
+        }
+        let (entry, opened) = self.create(
+            parent,
+            name,
+            mode,
+            umask,
+            libc::O_WRONLY | libc::O_EXCL,
+            caller,
+        )?;
+        self.release(opened.fh);
+        Ok(entry)
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        caller: Caller,
+    ) -> FsResult<Entry> {
+        self.writable()?;
+        let path = self.child(parent, name)?;
+        self.clear_hidden(&path)?;
+        self.store.mkdir(&path, mode & 0o7777 & !umask)?;
+        self.chown_new(&path, caller);
+        self.created(parent, name)
+    }
+
+    /// Removes a non-directory name (the link itself for link-backed names).
+    pub fn unlink(&self, parent: Ino, name: &OsStr) -> FsResult<()> {
+        self.writable()?;
+        let path = self.child(parent, name)?;
+        let meta = self.store.lstat(&path)?;
+        if meta.kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        Ok(self.store.unlink(&path)?)
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&self, parent: Ino, name: &OsStr) -> FsResult<()> {
+        self.writable()?;
+        let path = self.child(parent, name)?;
+        Ok(self.store.rmdir(&path)?)
+    }
+
+    /// Creates a symlink in the store. Replies with a transient link-typed inode; the next
+    /// lookup of the name shows the target's file or directory.
+    pub fn symlink(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        target: &Path,
+        caller: Caller,
+    ) -> FsResult<Entry> {
+        self.writable()?;
+        let path = self.child(parent, name)?;
+        let text = self.store_link_text(&path.parent(), target)?;
+        // The target must exist inside the store: a link the view would hide is refused.
+        let first = link_target(
+            &path.parent(),
+            text.as_os_str().as_bytes(),
+            self.store.aliases(),
+        )
+        .map_err(|_| FsError::CrossStore)?;
+        Resolver::new(&self.store)
+            .resolve_path(&first)
+            .map_err(|odd| match odd {
+                Odd::Escapes => FsError::CrossStore,
+                Odd::Loop => FsError::Store(std::io::Error::from_raw_os_error(libc::ELOOP)),
+                _ => FsError::NotFound,
+            })?;
+        self.clear_hidden(&path)?;
+        self.store.symlink(&text, &path)?;
+        self.chown_new(&path, caller);
+        let meta = self.store.lstat(&path)?;
+        let ino = self.table().detached(path);
+        let mut attr = self.attr(ino, &meta);
+        attr.kind = AttrKind::Symlink;
+        Ok(Entry {
+            attr,
+            attr_ttl: std::time::Duration::ZERO,
+            entry_ttl: std::time::Duration::ZERO,
+        })
+    }
+
+    /// The link text to store for a client's symlink target: absolute targets inside the
+    /// mount become relative (the store is shared by machines that mount it elsewhere).
+    fn store_link_text(&self, dir: &StorePath, target: &Path) -> FsResult<PathBuf> {
+        if !target.is_absolute() {
+            return Ok(target.to_path_buf());
+        }
+        if let Some(mp) = &self.config.mountpoint {
+            if let Ok(rest) = target.strip_prefix(mp) {
+                let inside = link_target(&StorePath::root(), rest.as_os_str().as_bytes(), &[])
+                    .map_err(|_| FsError::CrossStore)?;
+                return Ok(inside.relative_from(dir));
+            }
+        }
+        Ok(target.to_path_buf())
+    }
+
+    /// Creates a hard link in the store to the file `ino` stands for.
+    pub fn link(&self, ino: Ino, newparent: Ino, newname: &OsStr) -> FsResult<Entry> {
+        self.writable()?;
+        let node = self.node(ino)?;
+        if node.is_dir {
+            return Err(FsError::NotPermitted("directories cannot be hard-linked"));
+        }
+        let to = self.child(newparent, newname)?;
+        self.clear_hidden(&to)?;
+        self.store.link(&node.real, &to)?;
+        self.created(newparent, newname)
+    }
+
+    /// Renames an entry; a link moved to another directory gets its relative text rewritten.
+    pub fn rename(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        newparent: Ino,
+        newname: &OsStr,
+        flags: u32,
+    ) -> FsResult<()> {
+        self.writable()?;
+        let from = self.child(parent, name)?;
+        let to = self.child(newparent, newname)?;
+        let meta = self.store.lstat(&from)?;
+        let moved_link = meta.kind == Kind::Symlink && from.parent() != to.parent();
+        if moved_link && flags & libc::RENAME_EXCHANGE == 0 {
+            self.move_link(&from, &to, flags)?;
+        } else {
+            self.store.rename(&from, &to, flags)?;
+        }
+        self.table().renamed(
+            (parent, name.into()),
+            (newparent, newname.into()),
+            &from,
+            &to,
+        );
+        Ok(())
+    }
+
+    /// Moves the link `from` to `to` with a target text rewritten for its new directory:
+    /// the new link is made under a temporary name and renamed into place (atomic for
+    /// readers of `to`), then the old link is removed.
+    fn move_link(&self, from: &StorePath, to: &StorePath, flags: u32) -> FsResult<()> {
+        let text = self.store.readlink(from)?;
+        let Ok(hop) = link_target(&from.parent(), &text, self.store.aliases()) else {
+            // Escaping links are moved as they are (they stay hidden either way).
+            return Ok(self.store.rename(from, to, flags)?);
+        };
+        if text.first() == Some(&b'/') {
+            return Ok(self.store.rename(from, to, flags)?);
+        }
+        let new_text = hop.relative_from(&to.parent());
+        let tmp_name = format!(".hfcachefs-link-{}-{}", std::process::id(), unique());
+        let tmp = to
+            .parent()
+            .join(OsStr::new(&tmp_name))
+            .ok_or(FsError::Invalid)?;
+        self.store.symlink(&new_text, &tmp)?;
+        if let Err(e) = self.store.rename(&tmp, to, flags) {
+            let _ = self.store.unlink(&tmp);
+            return Err(e.into());
+        }
+        self.store.unlink(from)?;
+        Ok(())
+    }
+
+    /// Changes attributes.
+    pub fn setattr(
+        &self,
+        ino: Ino,
+        set: &SetAttr,
+        fh: Option<u64>,
+    ) -> FsResult<(Attr, std::time::Duration)> {
+        if set.is_empty() {
+            return self.getattr(ino, fh);
+        }
+        self.writable()?;
+        let node = self.node(ino)?;
+        if let Key::Detached(_) = node.key {
+            return Err(FsError::Stale);
+        }
+        if set.size.is_some() && node.immutable {
+            return Err(FsError::NotPermitted(
+                "blobs are immutable through the view; replace the name instead",
+            ));
+        }
+        let handle = fh.and_then(|fh| self.handles.file(fh));
+        let owned;
+        let fd: std::os::fd::BorrowedFd<'_> = match (&handle, set.size) {
+            (Some(h), _) if h.writable || set.size.is_none() => std::os::fd::AsFd::as_fd(&h.file),
+            _ => {
+                let flags = if node.is_dir {
+                    OFlags::DIRECTORY | OFlags::RDONLY
+                } else if set.size.is_some() {
+                    OFlags::WRONLY
+                } else {
+                    OFlags::RDONLY | OFlags::NONBLOCK
+                };
+                owned = self.store.open(&node.real, flags, 0)?;
+                let meta = Meta::of_fd(&owned)?;
+                super::check_identity(&node, &meta)?;
+                std::os::fd::AsFd::as_fd(&owned)
+            }
+        };
+        if let Some(size) = set.size {
+            rustix::fs::ftruncate(fd, size)?;
+        }
+        if let Some(mode) = set.mode {
+            rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode((mode & 0o7777) as _))?;
+        }
+        if set.uid.is_some() || set.gid.is_some() {
+            let uid = set.uid.map(rustix::fs::Uid::from_raw);
+            let gid = set.gid.map(rustix::fs::Gid::from_raw);
+            rustix::fs::fchown(fd, uid, gid)?;
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            let ts = Timestamps {
+                last_access: timespec(set.atime),
+                last_modification: timespec(set.mtime),
+            };
+            rustix::fs::futimens(fd, &ts)?;
+        }
+        let meta = Meta::of_fd(fd)?;
+        Ok((self.attr(ino, &meta), self.attr_ttl(&meta, node.immutable)))
+    }
+}
+
+fn timespec(t: Option<TimeSet>) -> Timespec {
+    match t {
+        None => Timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT as _,
+        },
+        Some(TimeSet::Now) => Timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW as _,
+        },
+        Some(TimeSet::At(t)) => match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timespec {
+                tv_sec: d.as_secs() as _,
+                tv_nsec: d.subsec_nanos() as _,
+            },
+            Err(e) => {
+                let d = e.duration();
+                Timespec {
+                    tv_sec: -(d.as_secs() as i64) as _,
+                    tv_nsec: 0,
+                }
+            }
+        },
+    }
+}
+
+/// A process-unique number for temporary names.
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
