@@ -100,6 +100,10 @@ impl StorePath {
     /// Replaces the prefix `from` with `to`, if `self` starts with `from`.
     pub fn rebase(&self, from: &StorePath, to: &StorePath) -> Option<StorePath> {
         let rest = self.0.strip_prefix(&from.0).ok()?;
+        if rest.as_os_str().is_empty() {
+            // `join("")` would add a trailing separator, which names a directory.
+            return Some(to.clone());
+        }
         Some(StorePath(to.0.join(rest)))
     }
 
@@ -295,6 +299,18 @@ mod tests {
             let back = link_target(&dir, text.as_os_str().as_bytes(), &[]).unwrap();
             assert_eq!(back, target, "from {dir}");
         }
+    }
+
+    #[test]
+    fn rebase_exact_and_below() {
+        let (from, to) = (sp("refs/main.tmp"), sp("refs/main"));
+        assert_eq!(
+            sp("refs/main.tmp").rebase(&from, &to),
+            Some(sp("refs/main"))
+        );
+        assert_eq!(sp("d/x/y").rebase(&sp("d"), &sp("e")), Some(sp("e/x/y")));
+        assert_eq!(sp("dx").rebase(&sp("d"), &sp("e")), None);
+        assert_eq!(sp("refs/main").as_path().as_os_str().len(), 9);
     }
 
     #[test]

@@ -1,0 +1,386 @@
+//! Shared test harness: real mounts of the `hfcachefs` binary with a guard that always
+//! unmounts and ends the daemon by PID, and store fixtures.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hfcachefs"))
+}
+
+/// True if `path` is an hfcachefs mount right now.
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.as_os_str().as_bytes();
+    text.lines().any(|l| {
+        let mut f = l.split(' ');
+        let mp = f.nth(4).unwrap_or("");
+        mp.as_bytes() == want && l.contains(" - fuse.hfcachefs ")
+    })
+}
+
+/// A mounted view. Dropping it unmounts (lazily if needed) and ends the daemon by PID.
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub mp: PathBuf,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Mount {
+    /// Mounts `store` in the foreground as a child process with extra `-o` options.
+    pub fn new(store: &Path, opts: &str) -> Mount {
+        Self::try_new(store, opts).expect("mount failed")
+    }
+
+    pub fn try_new(store: &Path, opts: &str) -> Result<Mount, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("hfcfs-mp")
+            .tempdir()
+            .expect("tempdir");
+        let mp = dir.path().join("mnt");
+        std::fs::create_dir(&mp).expect("mkdir mp");
+        let mp = std::fs::canonicalize(&mp).expect("canon");
+        let log = dir.path().join("daemon.log");
+        let logf = std::fs::File::create(&log).expect("log");
+        let mut cmd = Command::new(bin());
+        cmd.arg("mount").arg("-f");
+        if !opts.is_empty() {
+            cmd.arg("-o").arg(opts);
+        }
+        cmd.arg(store)
+            .arg(&mp)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logf);
+        let child = cmd.spawn().map_err(|e| e.to_string())?;
+        let mut m = Mount {
+            dir,
+            store: store.to_path_buf(),
+            mp,
+            child: Some(child),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !is_mounted(&m.mp) {
+            if let Some(c) = m.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    m.child = None;
+                    return Err(format!("daemon exited {st}: {}", m.log_text()));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("mount not live after 20 s: {}", m.log_text()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(m)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A path inside the mount.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mp.join(rel)
+    }
+
+    /// PID of the daemon.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it; returns its exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: plain kill(2) on our own child's PID.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child's PID.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if is_mounted(&self.mp) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mp).status();
+        }
+    }
+}
+
+/// Runs the binary with `args`; returns (success, stderr).
+pub fn run(args: &[&OsStr]) -> (bool, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hfcachefs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A 40-hex etag made from `n`.
+pub fn sha1ish(n: u32) -> String {
+    format!("{:040x}", 0xabc0_0000_u64 + n as u64)
+}
+
+/// A 64-hex etag made from `n`.
+pub fn sha256ish(n: u32) -> String {
+    format!("{:064x}", 0xdef0_0000_u64 + n as u64)
+}
+
+/// Deterministic content of `len` bytes.
+pub fn content(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A hub-like store fixture.
+pub struct Store {
+    pub dir: tempfile::TempDir,
+}
+
+pub const REPO: &str = "models--acme--m";
+pub const C1: &str = "1111111111111111111111111111111111111111";
+pub const C2: &str = "2222222222222222222222222222222222222222";
+
+impl Store {
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A repo with two revisions sharing blobs, a shared-store chain and nested paths.
+    pub fn hub() -> Store {
+        let dir = tempfile::Builder::new()
+            .prefix("hfcfs-store")
+            .tempdir()
+            .expect("tempdir");
+        let s = Store { dir };
+        let repo = s.p(REPO);
+        for d in [
+            "blobs",
+            "refs",
+            &format!("snapshots/{C1}/nested/deep"),
+            &format!("snapshots/{C2}"),
+        ] {
+            std::fs::create_dir_all(repo.join(d)).unwrap();
+        }
+        std::fs::write(repo.join("refs/main"), C2).unwrap();
+        std::fs::write(repo.join("blobs").join(sha1ish(1)), content(1, 300)).unwrap();
+        std::fs::write(repo.join("blobs").join(sha256ish(2)), content(2, 200_000)).unwrap();
+        std::fs::write(repo.join("blobs").join(sha1ish(3)), content(3, 10)).unwrap();
+        // Shared blob store: payload + repo blob link.
+        std::fs::create_dir_all(s.p("blobs/de")).unwrap();
+        std::fs::write(s.p("blobs/.huggingface-shared-blobs"), "1\n").unwrap();
+        std::fs::write(s.p("blobs/de").join(sha256ish(9)), content(9, 5000)).unwrap();
+        symlink(
+            format!("../../blobs/de/{}", sha256ish(9)),
+            repo.join("blobs").join(sha256ish(4)),
+        )
+        .unwrap();
+        for c in [C1, C2] {
+            symlink(
+                format!("../../blobs/{}", sha1ish(1)),
+                repo.join(format!("snapshots/{c}/config.json")),
+            )
+            .unwrap();
+            symlink(
+                format!("../../blobs/{}", sha256ish(2)),
+                repo.join(format!("snapshots/{c}/model.safetensors")),
+            )
+            .unwrap();
+            symlink(
+                format!("../../blobs/{}", sha256ish(4)),
+                repo.join(format!("snapshots/{c}/shared.bin")),
+            )
+            .unwrap();
+        }
+        symlink(
+            format!("../../../../blobs/{}", sha1ish(3)),
+            repo.join(format!("snapshots/{C1}/nested/deep/w.txt")),
+        )
+        .unwrap();
+        s
+    }
+
+    /// Adds hostile entries to snapshot C1; returns their names (relative to the snapshot).
+    pub fn add_hostile(&self) -> Vec<&'static str> {
+        let snap = self.p(&format!("{REPO}/snapshots/{C1}"));
+        symlink("/etc/passwd", snap.join("abs_escape")).unwrap();
+        symlink("../../../../../../../../etc/passwd", snap.join("up_escape")).unwrap();
+        symlink("../../blobs/missing", snap.join("dangling")).unwrap();
+        symlink("self_loop", snap.join("self_loop")).unwrap();
+        symlink("loop_b", snap.join("loop_a")).unwrap();
+        symlink("loop_a", snap.join("loop_b")).unwrap();
+        symlink("..", snap.join("dir_loop")).unwrap();
+        let fifo = snap.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        symlink("fifo", snap.join("to_fifo")).unwrap();
+        vec![
+            "abs_escape",
+            "up_escape",
+            "dangling",
+            "self_loop",
+            "loop_a",
+            "loop_b",
+            "dir_loop",
+            "fifo",
+            "to_fifo",
+        ]
+    }
+}
+
+/// Every path below `root` (not following links), depth first.
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap_or_else(|e| panic!("read_dir {}: {e}", d.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for p in names {
+            let m = std::fs::symlink_metadata(&p)
+                .unwrap_or_else(|e| panic!("lstat {}: {e}", p.display()));
+            if m.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Python of the pinned huggingface_hub venv, or a panic telling how to create it.
+pub fn venv_python(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv")
+        .join(name)
+        .join("bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run scripts/setup-python.sh",
+        p.display()
+    );
+    p
+}
+
+/// The fake Hub on loopback; killed by PID on drop.
+pub struct FakeHub {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl FakeHub {
+    pub fn start(python: &Path) -> FakeHub {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hub/fake_hub.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fake hub");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("port line");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("bad fake hub line {line:?}"))
+            .to_string();
+        FakeHub {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for FakeHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tests/hub/client.py SUBCOMMAND` with the venv's python against `cache`.
+pub fn hub_client(
+    python: &Path,
+    hub: &FakeHub,
+    cache: &Path,
+    sub: &str,
+    extra_env: &[(&str, &str)],
+) -> (bool, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hub/client.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(script)
+        .arg(sub)
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_ENDPOINT", &hub.endpoint)
+        .env("HF_HUB_DISABLE_XET", "1")
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env_remove("HF_HOME")
+        .env_remove("HF_HUB_OFFLINE")
+        .stdin(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run client.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
