@@ -15,7 +15,7 @@ use fuser::{
 };
 
 use crate::error::FsError;
-use crate::view::{Attr, AttrKind, CacheView, Caller, Entry, SetAttr, TimeSet};
+use crate::view::{Attr, AttrKind, CacheView, Caller, Entry, LockSpec, LockType, SetAttr, TimeSet};
 
 /// The FUSE file system over a view.
 #[derive(Debug)]
@@ -28,6 +28,16 @@ impl FuseFs {
     pub fn new(view: Arc<CacheView>) -> Self {
         FuseFs { view }
     }
+}
+
+fn lock_spec(start: u64, end: u64, typ: i32, pid: u32) -> Result<LockSpec, Errno> {
+    let typ = LockType::from_raw(typ).ok_or(Errno::EINVAL)?;
+    Ok(LockSpec {
+        start,
+        end,
+        typ,
+        pid,
+    })
 }
 
 /// The errno for a core error.
@@ -101,6 +111,13 @@ impl Filesystem for FuseFs {
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_ATOMIC_O_TRUNC;
         let have = config.capabilities();
+        let want = if self.view.store_supports_locks() {
+            log::info!("locks: forwarded to the store as fcntl (OFD) locks");
+            want | InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS
+        } else {
+            log::warn!("locks: the store takes no fcntl locks; locks exclude processes on this machine only");
+            want
+        };
         let _ = config.add_capabilities(want & have);
         let _ = config
             .set_max_readahead(u32::MAX)
@@ -323,11 +340,11 @@ impl Filesystem for FuseFs {
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
+        lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.view.release(fh.0);
+        self.view.release(fh.0, lock_owner.map(|o| o.0));
         reply.ok();
     }
 
@@ -456,6 +473,65 @@ impl Filesystem for FuseFs {
                 FopenFlags::empty(),
             ),
             Err(e) => reply.error(fail(e)),
+        }
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        reply: fuser::ReplyLock,
+    ) {
+        let spec = match lock_spec(start, end, typ, pid) {
+            Ok(s) => s,
+            Err(e) => return reply.error(e),
+        };
+        match self.view.getlk(ino.0, lock_owner.0, spec) {
+            Ok(Some(l)) => reply.locked(l.start, l.end, l.typ.raw(), l.pid),
+            Ok(None) => reply.locked(start, end, libc::F_UNLCK, 0),
+            Err(e) => reply.error(fail(e)),
+        }
+    }
+
+    fn setlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        let spec = match lock_spec(start, end, typ, pid) {
+            Ok(s) => s,
+            Err(e) => return reply.error(e),
+        };
+        if !sleep {
+            return match self.view.setlk(ino.0, lock_owner.0, spec, false) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fail(e)),
+            };
+        }
+        // A waiting lock must not hold a worker thread: wait on a thread of its own.
+        let view = self.view.clone();
+        let spawned = std::thread::Builder::new()
+            .name("lock-wait".into())
+            .spawn(move || match view.setlk(ino.0, lock_owner.0, spec, true) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fail(e)),
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start a lock-wait thread: {e}");
         }
     }
 

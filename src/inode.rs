@@ -199,6 +199,11 @@ impl InodeTable {
             }
             self.by_key.insert(new_key, ino);
         }
+        self.rebase_paths(from, to);
+    }
+
+    /// Rewrites the store path of every node at or below `from` to lie at or below `to`.
+    pub fn rebase_paths(&mut self, from: &StorePath, to: &StorePath) {
         for node in self.nodes.values_mut() {
             if let Some(p) = node.real.rebase(from, to) {
                 node.real = p;

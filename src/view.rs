@@ -13,6 +13,8 @@
 mod attr;
 mod dir;
 mod handles;
+mod keep;
+mod locks;
 mod write;
 
 use std::collections::HashSet;
@@ -25,6 +27,8 @@ pub use attr::{Attr, AttrKind, Entry, SetAttr, TimeSet};
 pub use dir::DirEntry;
 use handles::Handles;
 pub use handles::Opened;
+pub use locks::{LockSpec, LockType};
+use locks::LockFds;
 
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, InodeTable, Key, Node};
@@ -85,6 +89,7 @@ pub struct CacheView {
     config: ViewConfig,
     inodes: Mutex<InodeTable>,
     handles: Handles,
+    locks: LockFds,
     warned: Mutex<HashSet<StorePath>>,
 }
 
@@ -104,6 +109,7 @@ impl CacheView {
             config,
             inodes: Mutex::new(InodeTable::default()),
             handles: Handles::default(),
+            locks: LockFds::default(),
             warned: Mutex::new(HashSet::new()),
         }
     }

@@ -40,6 +40,7 @@ pub struct Opened {
 pub struct Handles {
     next: AtomicU64,
     files: RwLock<HashMap<u64, Arc<FileHandle>>>,
+    per_inode: Mutex<HashMap<Ino, usize>>,
     dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
 }
 
@@ -50,6 +51,12 @@ impl Handles {
 
     pub(super) fn insert_file(&self, h: FileHandle) -> u64 {
         let fh = self.next();
+        *self
+            .per_inode
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(h.ino)
+            .or_insert(0) += 1;
         self.files
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -65,11 +72,25 @@ impl Handles {
             .cloned()
     }
 
-    fn remove_file(&self, fh: u64) -> Option<Arc<FileHandle>> {
-        self.files
+    /// Removes a handle; also returns true if it was the inode's last open handle.
+    fn remove_file(&self, fh: u64) -> Option<(Arc<FileHandle>, bool)> {
+        let h = self
+            .files
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&fh)
+            .remove(&fh)?;
+        let mut per = self.per_inode.lock().unwrap_or_else(|e| e.into_inner());
+        let last = match per.get_mut(&h.ino) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                per.remove(&h.ino);
+                true
+            }
+        };
+        Some((h, last))
     }
 
     pub(super) fn insert_dir(&self, h: DirHandle) -> u64 {
@@ -183,9 +204,17 @@ impl CacheView {
         Ok(())
     }
 
-    /// Closes a handle.
-    pub fn release(&self, fh: u64) {
-        self.handles.remove_file(fh);
+    /// Closes a handle. `lock_owner` is given when the kernel asks to drop that owner's
+    /// `flock` locks with it.
+    pub fn release(&self, fh: u64, lock_owner: Option<u64>) {
+        if let Some((h, last)) = self.handles.remove_file(fh) {
+            if let Some(owner) = lock_owner {
+                self.locks.drop_owner(h.ino, owner);
+            }
+            if last {
+                self.locks.drop_inode(h.ino);
+            }
+        }
     }
 
     /// `SEEK_DATA`/`SEEK_HOLE` on the store file (other whences never reach a FUSE server).

@@ -165,7 +165,7 @@ impl CacheView {
             libc::O_WRONLY | libc::O_EXCL,
             caller,
         )?;
-        self.release(opened.fh);
+        self.release(opened.fh, None);
         Ok(entry)
     }
 
@@ -191,10 +191,16 @@ impl CacheView {
         self.writable()?;
         let path = self.child(parent, name)?;
         let meta = self.store.lstat(&path)?;
-        if meta.kind == Kind::Dir {
-            return Err(FsError::IsDir);
+        match meta.kind {
+            Kind::Dir => Err(FsError::IsDir),
+            Kind::File => {
+                if let Some(to) = self.unlink_keeping(&path)? {
+                    self.table().rebase_paths(&path, &to);
+                }
+                Ok(())
+            }
+            Kind::Symlink | Kind::Special => Ok(self.store.unlink(&path)?),
         }
-        Ok(self.store.unlink(&path)?)
     }
 
     /// Removes an empty directory.
@@ -289,6 +295,13 @@ impl CacheView {
         let moved_link = meta.kind == Kind::Symlink && from.parent() != to.parent();
         if moved_link && flags & libc::RENAME_EXCHANGE == 0 {
             self.move_link(&from, &to, flags)?;
+        } else if meta.kind == Kind::File && flags & libc::RENAME_EXCHANGE == 0 {
+            // Links that reach the file by its old name follow it to the new one.
+            let refs = self.referrers(&from)?;
+            self.store.rename(&from, &to, flags)?;
+            for r in refs.iter().filter(|r| **r != to) {
+                self.repoint(r, &to)?;
+            }
         } else {
             self.store.rename(&from, &to, flags)?;
         }
@@ -416,7 +429,7 @@ fn timespec(t: Option<TimeSet>) -> Timespec {
 }
 
 /// A process-unique number for temporary names.
-fn unique() -> u64 {
+pub(super) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)

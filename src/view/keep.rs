@@ -1,0 +1,147 @@
+//! Nothing lost through the view: removing or moving a name never strands content that
+//! store links still reach.
+//!
+//! The view shows links as hard links of their target, so it must keep hard-link semantics
+//! when the *target's own name* goes away. Before a real file in the hub layout is unlinked
+//! or renamed, the links that point straight at it ("referrers") are found:
+//! - for a shared-store payload `blobs/<hh>/<hash>`: the repo blob links its manifest
+//!   `<hash>.refs` lists (the hub's own reference record);
+//! - for a repo blob `<repo>/blobs/<name>`: the links below `<repo>/snapshots/`.
+//!
+//! On unlink, the file is renamed onto its first referrer (replacing that link, atomically)
+//! and the other referrers are re-pointed at it; on rename, the referrers are re-pointed at
+//! the new name. Links that reach the file through other links follow automatically.
+//! Files outside the hub layout are not tracked (no store-wide reverse index).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::OFlags;
+
+use super::CacheView;
+use crate::error::FsResult;
+use crate::path::{link_target, StorePath};
+use crate::store::Kind;
+
+/// At most this many directory entries are visited when looking for referrers.
+const MAX_SCAN: usize = 1_000_000;
+
+impl CacheView {
+    /// Links that point straight at the real file `path`, in a stable order.
+    pub(super) fn referrers(&self, path: &StorePath) -> FsResult<Vec<StorePath>> {
+        let mut out = Vec::new();
+        if !super::is_blob_path(path) {
+            // Hub links only ever point at blob names; temp files need no search.
+            return Ok(out);
+        }
+        let comps: Vec<&OsStr> = path.components().collect();
+        match comps.as_slice() {
+            [b, _hh, hash] if *b == "blobs" => {
+                let manifest = path
+                    .parent()
+                    .join(&{
+                        let mut n = hash.to_os_string();
+                        n.push(".refs");
+                        n
+                    })
+                    .unwrap_or_default();
+                for line in self.read_small(&manifest).split(|&c| c == b'\n') {
+                    let Ok(text) = std::str::from_utf8(line) else { continue };
+                    let Some(entry) = StorePath::parse(text.trim()) else { continue };
+                    if text.starts_with('/') || text.split('/').any(|c| c == "..") {
+                        continue;
+                    }
+                    if self.first_hop(&entry).as_ref() == Some(path) && !out.contains(&entry) {
+                        out.push(entry);
+                    }
+                }
+            }
+            [repo, b, _name] if *b == "blobs" => {
+                let snaps = StorePath::root()
+                    .join(repo)
+                    .and_then(|r| r.join(OsStr::new("snapshots")));
+                if let Some(snaps) = snaps {
+                    let mut budget = MAX_SCAN;
+                    self.scan_links(&snaps, path, &mut out, &mut budget);
+                }
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+
+    /// Where the link at `p` points (one hop), if it is a link inside the store.
+    fn first_hop(&self, p: &StorePath) -> Option<StorePath> {
+        let meta = self.store.lstat(p).ok()?;
+        if meta.kind != Kind::Symlink {
+            return None;
+        }
+        let text = self.store.readlink(p).ok()?;
+        link_target(&p.parent(), &text, self.store.aliases()).ok()
+    }
+
+    fn scan_links(&self, dir: &StorePath, target: &StorePath, out: &mut Vec<StorePath>, budget: &mut usize) {
+        let Ok(mut entries) = self.store.read_dir(dir) else { return };
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        for e in entries {
+            if *budget == 0 {
+                return;
+            }
+            *budget -= 1;
+            let Some(p) = dir.join(&e.name) else { continue };
+            match e.kind {
+                Some(Kind::Dir) => self.scan_links(&p, target, out, budget),
+                Some(Kind::Symlink) | None => {
+                    if self.first_hop(&p).as_ref() == Some(target) {
+                        out.push(p);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads a small store file (a manifest); empty on any error.
+    fn read_small(&self, p: &StorePath) -> Vec<u8> {
+        use std::io::Read;
+        let Ok(fd) = self.store.open(p, OFlags::RDONLY, 0) else { return Vec::new() };
+        let mut buf = Vec::new();
+        let _ = std::fs::File::from(fd).take(1 << 20).read_to_end(&mut buf);
+        buf
+    }
+
+    /// Re-points the link at `link` to `target`, atomically (temporary link + rename).
+    pub(super) fn repoint(&self, link: &StorePath, target: &StorePath) -> FsResult<()> {
+        let text = target.relative_from(&link.parent());
+        let tmp_name = format!(".hfcachefs-link-{}-{}", std::process::id(), super::write::unique());
+        let tmp = link
+            .parent()
+            .join(OsStr::from_bytes(tmp_name.as_bytes()))
+            .ok_or(crate::error::FsError::Invalid)?;
+        self.store.symlink(&text, &tmp)?;
+        if let Err(e) = self.store.rename(&tmp, link, 0) {
+            let _ = self.store.unlink(&tmp);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Unlinks the real file `path`, first moving it onto a referrer if links still reach it.
+    /// Returns the name the content moved to, if it moved.
+    pub(super) fn unlink_keeping(&self, path: &StorePath) -> FsResult<Option<StorePath>> {
+        let refs = self.referrers(path)?;
+        let Some((first, rest)) = refs.split_first() else {
+            self.store.unlink(path)?;
+            return Ok(None);
+        };
+        self.store.rename(path, first, 0)?;
+        for r in rest {
+            self.repoint(r, first)?;
+        }
+        log::info!(
+            "unlink {path}: content still linked; kept as {first} ({} other link(s) re-pointed)",
+            rest.len()
+        );
+        Ok(Some(first.clone()))
+    }
+}
