@@ -115,7 +115,9 @@ impl Filesystem for FuseFs {
             log::info!("locks: forwarded to the store as fcntl (OFD) locks");
             want | InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS
         } else {
-            log::warn!("locks: the store takes no fcntl locks; locks exclude processes on this machine only");
+            log::warn!(
+                "locks: the store takes no fcntl locks; locks exclude processes on this machine only"
+            );
             want
         };
         let _ = config.add_capabilities(want & have);
@@ -524,12 +526,13 @@ impl Filesystem for FuseFs {
         }
         // A waiting lock must not hold a worker thread: wait on a thread of its own.
         let view = self.view.clone();
-        let spawned = std::thread::Builder::new()
-            .name("lock-wait".into())
-            .spawn(move || match view.setlk(ino.0, lock_owner.0, spec, true) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(fail(e)),
-            });
+        let spawned =
+            std::thread::Builder::new()
+                .name("lock-wait".into())
+                .spawn(move || match view.setlk(ino.0, lock_owner.0, spec, true) {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(fail(e)),
+                });
         if let Err(e) = spawned {
             log::error!("cannot start a lock-wait thread: {e}");
         }

@@ -47,11 +47,17 @@ pub struct Node {
     pub real: StorePath,
     /// True if the node is a directory.
     pub is_dir: bool,
-    /// True for files that are immutable blobs (reached through a link, or named like one).
+    /// True for files whose real store path is a blob (see `view::is_blob_path`).
     pub immutable: bool,
     /// Outstanding kernel lookups.
     pub lookups: u64,
+    /// Other real paths this file was seen under (hard links), most recent first; tried
+    /// when `real` is gone. At most [`MAX_ALIASES`].
+    pub aliases: Vec<StorePath>,
 }
+
+/// How many other names of a hard-linked file are remembered.
+pub const MAX_ALIASES: usize = 4;
 
 /// The table; callers hold it under a lock and do no I/O while holding it.
 #[derive(Debug)]
@@ -74,6 +80,7 @@ impl Default for InodeTable {
             is_dir: true,
             immutable: false,
             lookups: 1,
+            aliases: Vec::new(),
         };
         t.by_key.insert(Key::Root, ROOT_INO);
         t.nodes.insert(ROOT_INO, root);
@@ -90,13 +97,18 @@ impl InodeTable {
     /// Records one kernel lookup of the node with `key`, creating it if needed, and
     /// refreshes its store path. Returns the inode number.
     pub fn lookup(&mut self, key: Key, real: StorePath, is_dir: bool, immutable: bool) -> Ino {
-        if let Some(&ino) = self.by_key.get(&key) {
-            if let Some(node) = self.nodes.get_mut(&ino) {
-                node.lookups += 1;
-                node.real = real;
-                node.immutable |= immutable;
-                return ino;
+        if let Some(&ino) = self.by_key.get(&key)
+            && let Some(node) = self.nodes.get_mut(&ino)
+        {
+            node.lookups += 1;
+            if node.real != real {
+                let old = std::mem::replace(&mut node.real, real);
+                node.aliases.retain(|a| *a != node.real && *a != old);
+                node.aliases.insert(0, old);
+                node.aliases.truncate(MAX_ALIASES);
             }
+            node.immutable = immutable;
+            return ino;
         }
         let ino = self.next;
         self.next += 1;
@@ -109,9 +121,18 @@ impl InodeTable {
                 is_dir,
                 immutable,
                 lookups: 1,
+                aliases: Vec::new(),
             },
         );
         ino
+    }
+
+    /// Makes `real` the node's current path (it was found there after `real` went away).
+    pub fn relocate(&mut self, ino: Ino, real: &StorePath) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.aliases.retain(|a| a != real);
+            node.real = real.clone();
+        }
     }
 
     /// A new detached node with one lookup (see [`Key::Detached`]).
@@ -124,6 +145,7 @@ impl InodeTable {
             is_dir: false,
             immutable: false,
             lookups: 1,
+            aliases: Vec::new(),
         };
         self.nodes.insert(ino, node);
         ino
@@ -141,12 +163,11 @@ impl InodeTable {
             }
             None => false,
         };
-        if gone {
-            if let Some(node) = self.nodes.remove(&ino) {
-                if self.by_key.get(&node.key) == Some(&ino) {
-                    self.by_key.remove(&node.key);
-                }
-            }
+        if gone
+            && let Some(node) = self.nodes.remove(&ino)
+            && self.by_key.get(&node.key) == Some(&ino)
+        {
+            self.by_key.remove(&node.key);
         }
     }
 
@@ -188,10 +209,10 @@ impl InodeTable {
         let old_key = Key::Dir(old_pos.0, old_pos.1);
         let new_key = Key::Dir(new_pos.0, new_pos.1);
         // A directory that was at the destination is replaced: unhook its key.
-        if let Some(ino) = self.by_key.remove(&new_key) {
-            if let Some(node) = self.nodes.get_mut(&ino) {
-                node.key = Key::Detached(ino);
-            }
+        if let Some(ino) = self.by_key.remove(&new_key)
+            && let Some(node) = self.nodes.get_mut(&ino)
+        {
+            node.key = Key::Detached(ino);
         }
         if let Some(ino) = self.by_key.remove(&old_key) {
             if let Some(node) = self.nodes.get_mut(&ino) {
@@ -207,6 +228,11 @@ impl InodeTable {
         for node in self.nodes.values_mut() {
             if let Some(p) = node.real.rebase(from, to) {
                 node.real = p;
+            }
+            for a in node.aliases.iter_mut() {
+                if let Some(p) = a.rebase(from, to) {
+                    *a = p;
+                }
             }
         }
     }

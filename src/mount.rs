@@ -77,7 +77,7 @@ fn unescape(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\'
-            && i + 3 < b.len() + 0
+            && i + 3 < b.len()
             && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
@@ -123,10 +123,10 @@ pub fn preflight(store_path: &Path, mountpoint: &Path) -> Result<PathBuf, MountE
     if let Some(m) = mount_at(&canon) {
         return Err(MountError::AlreadyMounted(canon, m.fstype));
     }
-    if let Ok(store) = std::fs::canonicalize(store_path) {
-        if canon.starts_with(&store) {
-            return Err(MountError::InsideStore(canon, store));
-        }
+    if let Ok(store) = std::fs::canonicalize(store_path)
+        && canon.starts_with(&store)
+    {
+        return Err(MountError::InsideStore(canon, store));
     }
     if cfg!(target_os = "linux") && !Path::new("/dev/fuse").exists() {
         return Err(MountError::NoFuseDevice);

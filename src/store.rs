@@ -65,7 +65,8 @@ pub struct Meta {
 }
 
 impl Meta {
-    /// Converts a raw `stat`.
+    /// Converts a raw `stat` (field types differ between platforms, hence the casts).
+    #[allow(clippy::unnecessary_cast)]
     pub fn from_stat(st: &rustix::fs::Stat) -> Meta {
         let kind = match FileType::from_raw_mode(st.st_mode as _) {
             FileType::RegularFile => Kind::File,
@@ -180,10 +181,10 @@ impl Store {
         if let Ok(abs) = std::path::absolute(path) {
             aliases.push(abs);
         }
-        if let Ok(canon) = std::fs::canonicalize(path) {
-            if !aliases.contains(&canon) {
-                aliases.push(canon);
-            }
+        if let Ok(canon) = std::fs::canonicalize(path)
+            && !aliases.contains(&canon)
+        {
+            aliases.push(canon);
         }
         Ok(Store {
             root: file.into(),

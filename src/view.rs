@@ -27,8 +27,8 @@ pub use attr::{Attr, AttrKind, Entry, SetAttr, TimeSet};
 pub use dir::DirEntry;
 use handles::Handles;
 pub use handles::Opened;
-pub use locks::{LockSpec, LockType};
 use locks::LockFds;
+pub use locks::{LockSpec, LockType};
 
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, InodeTable, Key, Node};
@@ -189,9 +189,10 @@ impl CacheView {
                 }
                 Ok(t) => Ok(Shown {
                     key: Key::File(t.meta.dev, t.meta.ino),
+                    // A property of the target, never of the name it was reached by.
+                    immutable: is_blob_path(&t.path),
                     real: t.path,
                     meta: t.meta,
-                    immutable: true,
                 }),
                 Err(odd) => {
                     self.warn_odd(&path, &odd.describe());
@@ -205,7 +206,13 @@ impl CacheView {
     pub fn lookup(&self, parent: Ino, name: &OsStr) -> FsResult<Entry> {
         let dir = self.dir_node(parent)?;
         let path = dir.real.join(name).ok_or(FsError::NotFound)?;
-        let meta = self.store.lstat(&path)?;
+        let meta = self
+            .store
+            .lstat(&path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) => FsError::NotFound,
+                _ => FsError::Store(e),
+            })?;
         let shown = self.classify(parent, name, path, meta)?;
         Ok(self.remember(shown))
     }
@@ -235,9 +242,27 @@ impl CacheView {
         if let Key::Detached(_) = node.key {
             return Err(FsError::Stale);
         }
-        let meta = self.store.lstat(&node.real)?;
-        check_identity(&node, &meta)?;
+        let (_, meta) = self.locate(ino, &node)?;
         Ok((self.attr(ino, &meta), self.attr_ttl(&meta, node.immutable)))
+    }
+
+    /// The store path and metadata of a node: its current path, or (for a hard-linked file
+    /// whose current name went away) another name it was seen under.
+    fn locate(&self, ino: Ino, node: &Node) -> FsResult<(StorePath, Meta)> {
+        let first = self.store.lstat(&node.real).map_err(FsError::from);
+        let first_err = match first.and_then(|m| check_identity(node, &m).map(|()| m)) {
+            Ok(m) => return Ok((node.real.clone(), m)),
+            Err(e) => e,
+        };
+        for alias in &node.aliases {
+            if let Ok(m) = self.store.lstat(alias)
+                && check_identity(node, &m).is_ok()
+            {
+                self.table().relocate(ino, alias);
+                return Ok((alias.clone(), m));
+            }
+        }
+        Err(first_err)
     }
 
     /// `readlink`: nothing in the view is a link.
@@ -260,15 +285,22 @@ fn check_identity(node: &Node, meta: &Meta) -> FsResult<()> {
     }
 }
 
-/// True for a store path that names an immutable blob: 40 or 64 hex digits, below a
-/// `blobs` directory (a repo's `blobs/<etag>` or the shared store's `blobs/<hh>/<hash>`).
+/// True for a store path that names an immutable blob: a repo's `<repo>/blobs/<etag>` (40 or
+/// 64 lower-case hex digits) or the shared store's `blobs/<hh>/<hash>` (64 hex, `hh` its
+/// first two digits).
 pub fn is_blob_path(p: &StorePath) -> bool {
-    let Some(name) = p.file_name().and_then(OsStr::to_str) else {
-        return false;
+    let comps: Vec<&OsStr> = p.components().collect();
+    let hex = |s: &str, lens: &[usize]| {
+        lens.contains(&s.len()) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     };
-    (name.len() == 40 || name.len() == 64)
-        && name.bytes().all(|b| b.is_ascii_hexdigit())
-        && p.components().any(|c| c == "blobs")
+    match comps.as_slice() {
+        [_repo, b, name] if *b == "blobs" => name.to_str().is_some_and(|n| hex(n, &[40, 64])),
+        [b, hh, name] if *b == "blobs" => match (hh.to_str(), name.to_str()) {
+            (Some(hh), Some(n)) => hex(n, &[64]) && n.starts_with(hh),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 #[cfg(test)]

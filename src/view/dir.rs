@@ -151,11 +151,14 @@ impl CacheView {
         }
         for raw in list.iter().skip(pos as usize - 2) {
             pos += 1;
+            // Entries that vanished or cannot be looked up are left out, as hidden ones are
+            // (returning an error here would strand the lookups already counted).
             let entry = match self.lookup(ino, &raw.name) {
                 Ok(e) => e,
-                Err(FsError::NotFound) => continue,
-                Err(FsError::Store(e)) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    log::debug!("readdirplus: skipping {:?}: {e}", raw.name);
+                    continue;
+                }
             };
             if fill(&raw.name, pos, &entry) {
                 self.forget(entry.attr.ino, 1);

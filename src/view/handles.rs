@@ -152,7 +152,8 @@ impl CacheView {
                 "blobs are immutable through the view; replace the name instead",
             ));
         }
-        let fd = self.store.open(&node.real, store_flags(flags), 0)?;
+        let (real, _) = self.locate(ino, &node)?;
+        let fd = self.store.open(&real, store_flags(flags), 0)?;
         let meta = Meta::of_fd(&fd)?;
         super::check_identity(&node, &meta)?;
         let fh = self.handles.insert_file(FileHandle {

@@ -20,7 +20,7 @@ use rustix::fs::OFlags;
 
 use super::CacheView;
 use crate::error::FsResult;
-use crate::path::{link_target, StorePath};
+use crate::path::{StorePath, link_target};
 use crate::store::Kind;
 
 /// At most this many directory entries are visited when looking for referrers.
@@ -30,10 +30,6 @@ impl CacheView {
     /// Links that point straight at the real file `path`, in a stable order.
     pub(super) fn referrers(&self, path: &StorePath) -> FsResult<Vec<StorePath>> {
         let mut out = Vec::new();
-        if !super::is_blob_path(path) {
-            // Hub links only ever point at blob names; temp files need no search.
-            return Ok(out);
-        }
         let comps: Vec<&OsStr> = path.components().collect();
         match comps.as_slice() {
             [b, _hh, hash] if *b == "blobs" => {
@@ -46,8 +42,12 @@ impl CacheView {
                     })
                     .unwrap_or_default();
                 for line in self.read_small(&manifest).split(|&c| c == b'\n') {
-                    let Ok(text) = std::str::from_utf8(line) else { continue };
-                    let Some(entry) = StorePath::parse(text.trim()) else { continue };
+                    let Ok(text) = std::str::from_utf8(line) else {
+                        continue;
+                    };
+                    let Some(entry) = StorePath::parse(text.trim()) else {
+                        continue;
+                    };
                     if text.starts_with('/') || text.split('/').any(|c| c == "..") {
                         continue;
                     }
@@ -56,18 +56,28 @@ impl CacheView {
                     }
                 }
             }
-            [repo, b, _name] if *b == "blobs" => {
-                let snaps = StorePath::root()
-                    .join(repo)
-                    .and_then(|r| r.join(OsStr::new("snapshots")));
-                if let Some(snaps) = snaps {
-                    let mut budget = MAX_SCAN;
-                    self.scan_links(&snaps, path, &mut out, &mut budget);
-                }
+            // A repo blob, or a real file in a snapshot (a copy, or content kept there by an
+            // earlier unlink): its referrers are snapshot links of the same repo. Temp files
+            // (`*.incomplete`) are never link targets and skip the scan.
+            [repo, b, _name] if *b == "blobs" && super::is_blob_path(path) => {
+                self.scan_repo_snapshots(repo, path, &mut out);
+            }
+            [repo, s, _, ..] if *s == "snapshots" => {
+                self.scan_repo_snapshots(repo, path, &mut out);
             }
             _ => {}
         }
         Ok(out)
+    }
+
+    fn scan_repo_snapshots(&self, repo: &OsStr, target: &StorePath, out: &mut Vec<StorePath>) {
+        let snaps = StorePath::root()
+            .join(repo)
+            .and_then(|r| r.join(OsStr::new("snapshots")));
+        if let Some(snaps) = snaps {
+            let mut budget = MAX_SCAN;
+            self.scan_links(&snaps, target, out, &mut budget);
+        }
     }
 
     /// Where the link at `p` points (one hop), if it is a link inside the store.
@@ -80,8 +90,16 @@ impl CacheView {
         link_target(&p.parent(), &text, self.store.aliases()).ok()
     }
 
-    fn scan_links(&self, dir: &StorePath, target: &StorePath, out: &mut Vec<StorePath>, budget: &mut usize) {
-        let Ok(mut entries) = self.store.read_dir(dir) else { return };
+    fn scan_links(
+        &self,
+        dir: &StorePath,
+        target: &StorePath,
+        out: &mut Vec<StorePath>,
+        budget: &mut usize,
+    ) {
+        let Ok(mut entries) = self.store.read_dir(dir) else {
+            return;
+        };
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         for e in entries {
             if *budget == 0 {
@@ -91,10 +109,8 @@ impl CacheView {
             let Some(p) = dir.join(&e.name) else { continue };
             match e.kind {
                 Some(Kind::Dir) => self.scan_links(&p, target, out, budget),
-                Some(Kind::Symlink) | None => {
-                    if self.first_hop(&p).as_ref() == Some(target) {
-                        out.push(p);
-                    }
+                Some(Kind::Symlink) | None if self.first_hop(&p).as_ref() == Some(target) => {
+                    out.push(p);
                 }
                 _ => {}
             }
@@ -104,7 +120,9 @@ impl CacheView {
     /// Reads a small store file (a manifest); empty on any error.
     fn read_small(&self, p: &StorePath) -> Vec<u8> {
         use std::io::Read;
-        let Ok(fd) = self.store.open(p, OFlags::RDONLY, 0) else { return Vec::new() };
+        let Ok(fd) = self.store.open(p, OFlags::RDONLY, 0) else {
+            return Vec::new();
+        };
         let mut buf = Vec::new();
         let _ = std::fs::File::from(fd).take(1 << 20).read_to_end(&mut buf);
         buf
@@ -113,7 +131,11 @@ impl CacheView {
     /// Re-points the link at `link` to `target`, atomically (temporary link + rename).
     pub(super) fn repoint(&self, link: &StorePath, target: &StorePath) -> FsResult<()> {
         let text = target.relative_from(&link.parent());
-        let tmp_name = format!(".hfcachefs-link-{}-{}", std::process::id(), super::write::unique());
+        let tmp_name = format!(
+            ".hfcachefs-link-{}-{}",
+            std::process::id(),
+            super::write::unique()
+        );
         let tmp = link
             .parent()
             .join(OsStr::from_bytes(tmp_name.as_bytes()))

@@ -75,7 +75,11 @@ pub struct LockFds {
 
 impl LockFds {
     fn get(&self, key: (Ino, u64)) -> Option<Arc<File>> {
-        self.fds.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
+        self.fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
     }
 
     fn insert(&self, key: (Ino, u64), f: File) -> Arc<File> {
@@ -85,7 +89,10 @@ impl LockFds {
 
     /// Drops the owner's descriptor (its locks go with it).
     pub fn drop_owner(&self, ino: Ino, owner: u64) {
-        self.fds.lock().unwrap_or_else(|e| e.into_inner()).remove(&(ino, owner));
+        self.fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(ino, owner));
     }
 
     /// Drops every descriptor of `ino`.
@@ -159,7 +166,12 @@ impl CacheView {
         // shared locks.
         let fd = match self.store.open(&node.real, OFlags::RDWR, 0) {
             Ok(fd) => fd,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EROFS | libc::EPERM)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EACCES | libc::EROFS | libc::EPERM)
+                ) =>
+            {
                 self.store.open(&node.real, OFlags::RDONLY, 0)?
             }
             Err(e) => return Err(e.into()),
@@ -207,7 +219,11 @@ impl CacheView {
 
     /// Whether the store takes `fcntl` locks (checked once at mount on the store root).
     pub fn store_supports_locks(&self) -> bool {
-        let Ok(fd) = self.store.open(&crate::path::StorePath::root(), OFlags::RDONLY | OFlags::DIRECTORY, 0) else {
+        let Ok(fd) = self.store.open(
+            &crate::path::StorePath::root(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            0,
+        ) else {
             return false;
         };
         let f = File::from(fd);

@@ -40,24 +40,35 @@ impl CacheView {
         dir.real.join(name).ok_or(FsError::Invalid)
     }
 
-    /// Makes room for a new entry at `path`: nothing there is fine, a hidden odd link is
-    /// removed, anything the view shows is `EEXIST`.
-    fn clear_hidden(&self, path: &StorePath) -> FsResult<()> {
+    /// Makes room for a new entry `name` in view directory `parent` (store path `path`):
+    /// nothing there is fine, a link the view hides is removed (logged), anything the view
+    /// shows, and hidden non-links (FIFOs, devices), is `EEXIST`.
+    fn clear_hidden(&self, parent: Ino, name: &OsStr, path: &StorePath) -> FsResult<()> {
         let meta = match self.store.lstat(path) {
             Ok(m) => m,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        if meta.kind != Kind::Symlink {
-            return Err(FsError::Exists);
-        }
-        match Resolver::new(&self.store).resolve_link(path) {
-            Ok(_) => Err(FsError::Exists),
-            Err(odd) => {
-                log::warn!("replacing hidden store entry {path} ({})", odd.describe());
+        let is_link = meta.kind == Kind::Symlink;
+        match self.classify(parent, name, path.clone(), meta) {
+            Err(FsError::NotFound) if is_link => {
+                log::warn!("replacing hidden store entry {path}");
                 self.store.unlink(path)?;
                 Ok(())
             }
+            Ok(_) | Err(FsError::NotFound) => Err(FsError::Exists),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True if the store entry at `p` is a link the view hides (removable with its directory).
+    fn is_hidden_link(&self, dir: &StorePath, p: &StorePath) -> bool {
+        match self.store.lstat(p) {
+            Ok(m) if m.kind == Kind::Symlink => match Resolver::new(&self.store).resolve_link(p) {
+                Err(_) => true,
+                Ok(t) => t.meta.kind == Kind::Dir && dir.starts_with(&t.path),
+            },
+            _ => false,
         }
     }
 
@@ -101,10 +112,11 @@ impl CacheView {
     ) -> FsResult<(Entry, Opened)> {
         self.writable()?;
         let path = self.child(parent, name)?;
-        self.clear_hidden(&path).or_else(|e| match e {
-            FsError::Exists if flags & libc::O_EXCL == 0 => Ok(()),
-            e => Err(e),
-        })?;
+        self.clear_hidden(parent, name, &path)
+            .or_else(|e| match e {
+                FsError::Exists if flags & libc::O_EXCL == 0 => Ok(()),
+                e => Err(e),
+            })?;
         let base = store_flags(flags) | OFlags::CREATE;
         let excl = flags & libc::O_EXCL != 0;
         let perm = mode & 0o7777 & !umask;
@@ -115,7 +127,11 @@ impl CacheView {
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && !excl => {
                 // Created meanwhile by someone else: open it as `open` would.
-                let entry = self.lookup(parent, name)?;
+                // Something the view hides (a FIFO, …) holds the name: it exists.
+                let entry = self.lookup(parent, name).map_err(|e| match e {
+                    FsError::NotFound => FsError::Exists,
+                    e => e,
+                })?;
                 let opened = self.open(entry.attr.ino, flags & !libc::O_CREAT);
                 if opened.is_err() {
                     self.forget(entry.attr.ino, 1);
@@ -180,7 +196,7 @@ impl CacheView {
     ) -> FsResult<Entry> {
         self.writable()?;
         let path = self.child(parent, name)?;
-        self.clear_hidden(&path)?;
+        self.clear_hidden(parent, name, &path)?;
         self.store.mkdir(&path, mode & 0o7777 & !umask)?;
         self.chown_new(&path, caller);
         self.created(parent, name)
@@ -207,7 +223,27 @@ impl CacheView {
     pub fn rmdir(&self, parent: Ino, name: &OsStr) -> FsResult<()> {
         self.writable()?;
         let path = self.child(parent, name)?;
-        Ok(self.store.rmdir(&path)?)
+        match self.store.rmdir(&path) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+                // Links the view hides do not exist for the client, so they must not keep
+                // an otherwise empty directory alive.
+                let entries = self.store.read_dir(&path)?;
+                let hidden: Vec<StorePath> = entries
+                    .iter()
+                    .filter_map(|e| path.join(&e.name))
+                    .filter(|p| self.is_hidden_link(&path, p))
+                    .collect();
+                if hidden.len() != entries.len() {
+                    return Err(FsError::NotEmpty);
+                }
+                for p in &hidden {
+                    log::info!("rmdir {path}: removing hidden link {p}");
+                    self.store.unlink(p)?;
+                }
+                Ok(self.store.rmdir(&path)?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Creates a symlink in the store. Replies with a transient link-typed inode; the next
@@ -229,14 +265,18 @@ impl CacheView {
             self.store.aliases(),
         )
         .map_err(|_| FsError::CrossStore)?;
-        Resolver::new(&self.store)
+        let loop_err = || FsError::Store(std::io::Error::from_raw_os_error(libc::ELOOP));
+        let target = Resolver::new(&self.store)
             .resolve_path(&first)
             .map_err(|odd| match odd {
                 Odd::Escapes => FsError::CrossStore,
-                Odd::Loop => FsError::Store(std::io::Error::from_raw_os_error(libc::ELOOP)),
+                Odd::Loop => loop_err(),
                 _ => FsError::NotFound,
             })?;
-        self.clear_hidden(&path)?;
+        if target.meta.kind == Kind::Dir && self.table().is_view_loop(parent, &target.path) {
+            return Err(loop_err());
+        }
+        self.clear_hidden(parent, name, &path)?;
         self.store.symlink(&text, &path)?;
         self.chown_new(&path, caller);
         let meta = self.store.lstat(&path)?;
@@ -256,12 +296,12 @@ impl CacheView {
         if !target.is_absolute() {
             return Ok(target.to_path_buf());
         }
-        if let Some(mp) = &self.config.mountpoint {
-            if let Ok(rest) = target.strip_prefix(mp) {
-                let inside = link_target(&StorePath::root(), rest.as_os_str().as_bytes(), &[])
-                    .map_err(|_| FsError::CrossStore)?;
-                return Ok(inside.relative_from(dir));
-            }
+        if let Some(mp) = &self.config.mountpoint
+            && let Ok(rest) = target.strip_prefix(mp)
+        {
+            let inside = link_target(&StorePath::root(), rest.as_os_str().as_bytes(), &[])
+                .map_err(|_| FsError::CrossStore)?;
+            return Ok(inside.relative_from(dir));
         }
         Ok(target.to_path_buf())
     }
@@ -273,8 +313,14 @@ impl CacheView {
         if node.is_dir {
             return Err(FsError::NotPermitted("directories cannot be hard-linked"));
         }
+        if node.immutable {
+            // A hard link would be a writable name of the shared blob.
+            return Err(FsError::NotPermitted(
+                "blobs cannot be hard-linked; use a symlink",
+            ));
+        }
         let to = self.child(newparent, newname)?;
-        self.clear_hidden(&to)?;
+        self.clear_hidden(newparent, newname, &to)?;
         self.store.link(&node.real, &to)?;
         self.created(newparent, newname)
     }
@@ -293,6 +339,13 @@ impl CacheView {
         let to = self.child(newparent, newname)?;
         let meta = self.store.lstat(&from)?;
         let moved_link = meta.kind == Kind::Symlink && from.parent() != to.parent();
+        if flags & libc::RENAME_EXCHANGE != 0 && from.parent() != to.parent() {
+            let other = self.store.lstat(&to)?;
+            if meta.kind == Kind::Symlink || other.kind == Kind::Symlink {
+                // Both link texts would need rewriting in one atomic step; not supported.
+                return Err(FsError::Invalid);
+            }
+        }
         if moved_link && flags & libc::RENAME_EXCHANGE == 0 {
             self.move_link(&from, &to, flags)?;
         } else if meta.kind == Kind::File && flags & libc::RENAME_EXCHANGE == 0 {

@@ -73,11 +73,11 @@ impl Mount {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !is_mounted(&m.mp) {
-            if let Some(c) = m.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    m.child = None;
-                    return Err(format!("daemon exited {st}: {}", m.log_text()));
-                }
+            if let Some(c) = m.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                m.child = None;
+                return Err(format!("daemon exited {st}: {}", m.log_text()));
             }
             if Instant::now() > deadline {
                 return Err(format!("mount not live after 20 s: {}", m.log_text()));
