@@ -189,6 +189,13 @@ fn serve(
     cfg: &MountConfig,
     ready: Option<std::io::PipeWriter>,
 ) -> Result<(), String> {
+    // Registered before the mount goes live, so a SIGTERM right after it unmounts cleanly
+    // instead of killing the process with the mount left behind.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("signals: {e}"))?;
     let mut mounted = match mount::mount(source, mountpoint, cfg) {
         Ok(m) => m,
         Err(e) => {
@@ -207,11 +214,6 @@ fn serve(
         cfg.threads
     );
     let mut unmounter = mounted.unmounter();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(|e| format!("signals: {e}"))?;
     let mp = mountpoint.to_path_buf();
     std::thread::Builder::new()
         .name("signals".into())

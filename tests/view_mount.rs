@@ -401,3 +401,28 @@ fn daemon_for(mp: &Path) -> bool {
         cmd.windows(needle.len()).any(|w| w == needle) && cmd.windows(9).any(|w| w == b"hfcachefs")
     })
 }
+
+#[test]
+fn store_emptied_behind_the_mount_gives_clean_errors() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "ro,attr_timeout=0.1,entry_timeout=0.1");
+    let f = m.path(&format!("{REPO}/snapshots/{C1}/config.json"));
+    assert_eq!(std::fs::read(&f).unwrap(), content(1, 300));
+    let open = std::fs::File::open(&f).unwrap();
+    for e in std::fs::read_dir(store.root()).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(errno_of(std::fs::metadata(&f)), libc::ENOENT);
+    assert_eq!(std::fs::read_dir(&m.mp).unwrap().count(), 0);
+    // The open handle still has the (now unlinked) store file.
+    let mut s = Vec::new();
+    let mut open = open;
+    open.read_to_end(&mut s).unwrap();
+    assert_eq!(s, content(1, 300));
+}

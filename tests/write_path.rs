@@ -545,3 +545,37 @@ fn store_errors_reach_the_client_unchanged() {
     let mut f = fs::File::open(m.path("small")).unwrap();
     f.seek(SeekFrom::Start(1)).unwrap();
 }
+
+#[test]
+fn rmdir_removes_a_directory_that_holds_only_hidden_links() {
+    let store = Store::hub();
+    let d = store.p("gone");
+    fs::create_dir(&d).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.join("escape")).unwrap();
+    std::os::unix::fs::symlink("missing", d.join("dangling")).unwrap();
+    fs::create_dir(store.p("keep")).unwrap();
+    std::os::unix::fs::symlink("missing", store.p("keep/dangling")).unwrap();
+    fs::write(store.p("keep/real"), b"x").unwrap();
+    let m = Mount::new(store.root(), "");
+    assert_eq!(fs::read_dir(m.path("gone")).unwrap().count(), 0);
+    fs::remove_dir(m.path("gone")).unwrap();
+    assert!(!d.exists());
+    // A directory with a visible entry is not empty.
+    assert_eq!(errno_of(fs::remove_dir(m.path("keep"))), libc::ENOTEMPTY);
+    assert!(store.p("keep/real").exists());
+}
+
+#[test]
+fn xattrs_are_not_supported() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "");
+    fs::write(m.path("x"), b"x").unwrap();
+    let c = std::ffi::CString::new(m.path("x").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: valid NUL-terminated strings and a valid buffer.
+    let r = unsafe { libc::setxattr(c.as_ptr(), c"user.k".as_ptr(), b"v".as_ptr().cast(), 1, 0) };
+    assert_eq!(r, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EOPNOTSUPP)
+    );
+}
