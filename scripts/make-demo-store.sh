@@ -11,7 +11,7 @@ fi
 repo="$dir/models--demo--tiny-model"
 c1=1111111111111111111111111111111111111111
 c2=2222222222222222222222222222222222222222
-mkdir -p "$repo/blobs" "$repo/refs" "$repo/snapshots/$c1/tokenizer" "$repo/snapshots/$c2/tokenizer" "$dir/blobs/5e"
+mkdir -p "$repo/blobs" "$repo/refs" "$repo/snapshots/$c1/tokenizer" "$repo/snapshots/$c2/tokenizer"
 blob() { # CONTENT-FILE -> etag (git blob sha1, as the Hub names small files)
     local f=$1 size
     size=$(stat -c %s "$f")
@@ -28,9 +28,12 @@ for f in config1 config2 vocab; do
 done
 w=$(sha256sum "$tmp/weights" | cut -d' ' -f1)
 # Shared blob store (huggingface_hub >= 1.33 with Xet): payload + a link from the repo blob.
+hh=${w:0:2}
+mkdir -p "$dir/blobs/$hh"
 echo 1 >"$dir/blobs/.huggingface-shared-blobs"
-cp "$tmp/weights" "$dir/blobs/5e/$w"
-ln -s "../../blobs/5e/$w" "$repo/blobs/$w"
+cp "$tmp/weights" "$dir/blobs/$hh/$w"
+printf 'models--demo--tiny-model/blobs/%s\n' "$w" >"$dir/blobs/$hh/$w.refs"
+ln -s "../../blobs/$hh/$w" "$repo/blobs/$w"
 for c in $c1 $c2; do
     ln -s "../../blobs/$w" "$repo/snapshots/$c/model.safetensors"
     ln -s "../../../blobs/$E_vocab" "$repo/snapshots/$c/tokenizer/vocab.txt"

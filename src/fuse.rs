@@ -2,32 +2,149 @@
 //! the view's results into replies. It makes no decisions of its own beyond the encoding:
 //! errors go through [`errno`], attributes through [`file_attr`].
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
+    ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::error::FsError;
-use crate::view::{Attr, AttrKind, CacheView, Caller, Entry, LockSpec, LockType, SetAttr, TimeSet};
+use crate::stats::Stats;
+use crate::view::{
+    Attr, AttrKind, CacheView, Caller, Entry, LockSpec, LockType, Opened, SetAttr, TimeSet,
+};
 
 /// The FUSE file system over a view.
 #[derive(Debug)]
 pub struct FuseFs {
     view: Arc<CacheView>,
+    /// Kernel passthrough for reads of immutable blobs: wanted, and still believed to work.
+    passthrough: AtomicBool,
+    /// How each open inode is served (see [`IoModes`]).
+    io: Mutex<IoModes>,
+    stats: Arc<Stats>,
 }
 
 impl FuseFs {
-    /// Wraps a view.
-    pub fn new(view: Arc<CacheView>) -> Self {
-        FuseFs { view }
+    /// Wraps a view; `passthrough` asks for kernel passthrough of blob reads.
+    pub fn new(view: Arc<CacheView>, passthrough: bool, stats: Arc<Stats>) -> Self {
+        stats.passthrough.store(passthrough, Ordering::Relaxed);
+        FuseFs {
+            view,
+            passthrough: AtomicBool::new(passthrough),
+            io: Mutex::new(IoModes::default()),
+            stats,
+        }
     }
+
+    fn fail(&self, e: FsError) -> Errno {
+        fail(&self.stats, e)
+    }
+
+    fn count(&self) {
+        Stats::bump(&self.stats.requests, 1);
+    }
+
+    fn no_passthrough(&self, why: &str) {
+        self.stats.passthrough.store(false, Ordering::Relaxed);
+        if self.passthrough.swap(false, Ordering::Relaxed) {
+            log::warn!("passthrough unavailable ({why}); serving reads in userspace");
+        }
+    }
+
+    /// True while reads of blobs go straight to the store file in the kernel.
+    pub fn passthrough_active(&self) -> bool {
+        self.passthrough.load(Ordering::Relaxed)
+    }
+
+    /// Replies to a successful view `open`, choosing the kernel I/O mode.
+    ///
+    /// The kernel serves an inode either through passthrough (every open handle shares one
+    /// backing file) or through the page cache, never both at once. So: an inode that has
+    /// passthrough handles gets passthrough for further read-only opens and refuses writers
+    /// (`ETXTBSY`); an immutable blob opened read-only with no other handles gets
+    /// passthrough; everything else uses the page cache (kept across opens for blobs).
+    fn reply_open(&self, ino: u64, o: Opened, writable: bool, reply: ReplyOpen) {
+        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, n)) = io.backing.get_mut(&ino) {
+            if writable {
+                drop(io);
+                self.view.release(o.fh, None);
+                return reply.error(Errno::ETXTBSY);
+            }
+            *n += 1;
+            reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), id);
+            io.handles.insert(o.fh, (ino, true));
+            Stats::bump(&self.stats.passthrough_opens, 1);
+            return;
+        }
+        let cached = io.cached.get(&ino).copied().unwrap_or(0);
+        if o.keep_cache
+            && !writable
+            && cached == 0
+            && self.passthrough_active()
+            && let Some(file) = self.view.handle_file(o.fh)
+        {
+            match reply.open_backing(&file.file) {
+                Ok(id) => {
+                    // FOPEN_KEEP_CACHE must not be combined with passthrough.
+                    reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id);
+                    io.backing.insert(ino, (id, 1));
+                    io.handles.insert(o.fh, (ino, true));
+                    Stats::bump(&self.stats.passthrough_opens, 1);
+                    return;
+                }
+                Err(e) => self.no_passthrough(&e.to_string()),
+            }
+        }
+        *io.cached.entry(ino).or_insert(0) += 1;
+        io.handles.insert(o.fh, (ino, false));
+        let mut f = FopenFlags::empty();
+        if o.keep_cache {
+            f |= FopenFlags::FOPEN_KEEP_CACHE;
+        }
+        reply.opened(FileHandle(o.fh), f)
+    }
+
+    /// Forgets a handle's I/O mode (and the inode's backing file with its last handle).
+    fn release_io(&self, fh: u64) {
+        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((ino, passthrough)) = io.handles.remove(&fh) else {
+            return;
+        };
+        if passthrough {
+            if let Some((_, n)) = io.backing.get_mut(&ino) {
+                *n -= 1;
+                if *n == 0 {
+                    io.backing.remove(&ino);
+                }
+            }
+        } else if let Some(n) = io.cached.get_mut(&ino) {
+            *n -= 1;
+            if *n == 0 {
+                io.cached.remove(&ino);
+            }
+        }
+    }
+}
+
+/// Per-inode kernel I/O modes of open handles.
+#[derive(Debug, Default)]
+struct IoModes {
+    /// Inodes in passthrough mode: their backing file and number of handles.
+    backing: HashMap<u64, (BackingId, usize)>,
+    /// Inodes with page-cache handles: their number.
+    cached: HashMap<u64, usize>,
+    /// Each open handle: its inode and whether it is a passthrough handle.
+    handles: HashMap<u64, (u64, bool)>,
 }
 
 fn lock_spec(start: u64, end: u64, typ: i32, pid: u32) -> Result<LockSpec, Errno> {
@@ -45,13 +162,16 @@ pub fn errno(e: &FsError) -> Errno {
     Errno::from_i32(e.errno())
 }
 
-fn fail(e: FsError) -> Errno {
+fn fail(stats: &Stats, e: FsError) -> Errno {
     match &e {
         FsError::NotFound | FsError::Exists | FsError::NotEmpty => {
             log::debug!("{e}")
         }
         FsError::Store(io) if io.raw_os_error() == Some(libc::ENOENT) => log::debug!("{e}"),
-        _ => log::info!("request failed: {e}"),
+        _ => {
+            Stats::bump(&stats.errors, 1);
+            log::info!("request failed: {e}")
+        }
     }
     errno(&e)
 }
@@ -111,6 +231,20 @@ impl Filesystem for FuseFs {
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_ATOMIC_O_TRUNC;
         let have = config.capabilities();
+        if self.passthrough_active() {
+            if !have.contains(InitFlags::FUSE_PASSTHROUGH) {
+                self.no_passthrough("not offered by the kernel");
+            } else if !has_cap_sys_admin() {
+                self.no_passthrough("needs CAP_SYS_ADMIN");
+            } else if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_err()
+                // The store itself may be a stacked file system (e.g. sshfs): allow depth 1.
+                || config.set_max_stack_depth(1).is_err()
+            {
+                self.no_passthrough("refused by the kernel");
+            } else {
+                log::info!("passthrough: reads of blobs go straight to the store in the kernel");
+            }
+        }
         let want = if self.view.store_supports_locks() {
             log::info!("locks: forwarded to the store as fcntl (OFD) locks");
             want | InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS
@@ -129,9 +263,10 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.count();
         match self.view.lookup(parent.0, name) {
             Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -140,9 +275,10 @@ impl Filesystem for FuseFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.count();
         match self.view.getattr(ino.0, fh.map(|f| f.0)) {
             Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -164,6 +300,7 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.count();
         let set = SetAttr {
             mode,
             uid,
@@ -174,14 +311,15 @@ impl Filesystem for FuseFs {
         };
         match self.view.setattr(ino.0, &set, fh.map(|f| f.0)) {
             Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.count();
         match self.view.readlink(ino.0) {
             Ok(d) => reply.data(&d),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -195,9 +333,10 @@ impl Filesystem for FuseFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.count();
         match self.view.mknod(parent.0, name, mode, umask, caller(req)) {
             Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -210,23 +349,26 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        self.count();
         match self.view.mkdir(parent.0, name, mode, umask, caller(req)) {
             Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.count();
         match self.view.unlink(parent.0, name) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.count();
         match self.view.rmdir(parent.0, name) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -238,9 +380,10 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.count();
         match self.view.symlink(parent.0, link_name, target, caller(req)) {
             Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -254,12 +397,13 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.count();
         match self
             .view
             .rename(parent.0, name, newparent.0, newname, flags.bits())
         {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -271,22 +415,19 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.count();
         match self.view.link(ino.0, newparent.0, newname) {
             Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.count();
+        let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         match self.view.open(ino.0, flags.0) {
-            Ok(o) => {
-                let mut f = FopenFlags::empty();
-                if o.keep_cache {
-                    f |= FopenFlags::FOPEN_KEEP_CACHE;
-                }
-                reply.opened(FileHandle(o.fh), f)
-            }
-            Err(e) => reply.error(fail(e)),
+            Ok(o) => self.reply_open(ino.0, o, writable, reply),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -301,9 +442,13 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.count();
         match self.view.read(fh.0, offset, size) {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(fail(e)),
+            Ok(d) => {
+                Stats::bump(&self.stats.bytes_read, d.len() as u64);
+                reply.data(&d)
+            }
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -319,9 +464,13 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.count();
         match self.view.write(fh.0, offset, data) {
-            Ok(n) => reply.written(n),
-            Err(e) => reply.error(fail(e)),
+            Ok(n) => {
+                Stats::bump(&self.stats.bytes_written, u64::from(n));
+                reply.written(n)
+            }
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -333,6 +482,7 @@ impl Filesystem for FuseFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.count();
         reply.ok();
     }
 
@@ -346,6 +496,8 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.count();
+        self.release_io(fh.0);
         self.view.release(fh.0, lock_owner.map(|o| o.0));
         reply.ok();
     }
@@ -358,16 +510,18 @@ impl Filesystem for FuseFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.count();
         match self.view.fsync(fh.0, datasync) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.count();
         match self.view.opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -379,6 +533,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.count();
         let res = self.view.readdir(fh.0, offset, |e| {
             let kind = match e.kind {
                 AttrKind::Dir => FileType::Directory,
@@ -388,7 +543,7 @@ impl Filesystem for FuseFs {
         });
         match res {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -400,6 +555,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        self.count();
         let res = self.view.readdirplus(fh.0, offset, |name, off, e| {
             reply.add(
                 INodeNo(e.attr.ino),
@@ -412,7 +568,7 @@ impl Filesystem for FuseFs {
         });
         match res {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -424,6 +580,7 @@ impl Filesystem for FuseFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        self.count();
         self.view.releasedir(fh.0);
         reply.ok();
     }
@@ -436,19 +593,22 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.count();
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.count();
         match self.view.statfs() {
             Ok(s) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
             ),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        self.count();
         // Permission checks are the kernel's (`default_permissions`) or the store's.
         reply.error(Errno::ENOSYS);
     }
@@ -463,18 +623,25 @@ impl Filesystem for FuseFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        self.count();
         match self
             .view
             .create(parent.0, name, mode, umask, flags, caller(req))
         {
-            Ok((e, o)) => reply.created(
-                &e.attr_ttl,
-                &file_attr(&e.attr),
-                Generation(0),
-                FileHandle(o.fh),
-                FopenFlags::empty(),
-            ),
-            Err(e) => reply.error(fail(e)),
+            Ok((e, o)) => {
+                let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+                *io.cached.entry(e.attr.ino).or_insert(0) += 1;
+                io.handles.insert(o.fh, (e.attr.ino, false));
+                drop(io);
+                reply.created(
+                    &e.attr_ttl,
+                    &file_attr(&e.attr),
+                    Generation(0),
+                    FileHandle(o.fh),
+                    FopenFlags::empty(),
+                )
+            }
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -490,6 +657,7 @@ impl Filesystem for FuseFs {
         pid: u32,
         reply: fuser::ReplyLock,
     ) {
+        self.count();
         let spec = match lock_spec(start, end, typ, pid) {
             Ok(s) => s,
             Err(e) => return reply.error(e),
@@ -497,7 +665,7 @@ impl Filesystem for FuseFs {
         match self.view.getlk(ino.0, lock_owner.0, spec) {
             Ok(Some(l)) => reply.locked(l.start, l.end, l.typ.raw(), l.pid),
             Ok(None) => reply.locked(start, end, libc::F_UNLCK, 0),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -514,6 +682,7 @@ impl Filesystem for FuseFs {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
+        self.count();
         let spec = match lock_spec(start, end, typ, pid) {
             Ok(s) => s,
             Err(e) => return reply.error(e),
@@ -521,17 +690,18 @@ impl Filesystem for FuseFs {
         if !sleep {
             return match self.view.setlk(ino.0, lock_owner.0, spec, false) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(fail(e)),
+                Err(e) => reply.error(self.fail(e)),
             };
         }
         // A waiting lock must not hold a worker thread: wait on a thread of its own.
         let view = self.view.clone();
+        let stats = self.stats.clone();
         let spawned =
             std::thread::Builder::new()
                 .name("lock-wait".into())
                 .spawn(move || match view.setlk(ino.0, lock_owner.0, spec, true) {
                     Ok(()) => reply.ok(),
-                    Err(e) => reply.error(fail(e)),
+                    Err(e) => reply.error(fail(&stats, e)),
                 });
         if let Err(e) = spawned {
             log::error!("cannot start a lock-wait thread: {e}");
@@ -549,6 +719,7 @@ impl Filesystem for FuseFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        self.count();
         // Files are not terminals (Python's `open` asks with TCGETS on every file).
         reply.error(Errno::ENOTTY);
     }
@@ -563,9 +734,10 @@ impl Filesystem for FuseFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        self.count();
         match self.view.fallocate(fh.0, offset, length, mode) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
 
@@ -578,9 +750,23 @@ impl Filesystem for FuseFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        self.count();
         match self.view.lseek(fh.0, offset, whence) {
             Ok(o) => reply.offset(o),
-            Err(e) => reply.error(fail(e)),
+            Err(e) => reply.error(self.fail(e)),
         }
     }
+}
+
+/// True if this process holds CAP_SYS_ADMIN (needed to register passthrough backing files).
+fn has_cap_sys_admin() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
 }

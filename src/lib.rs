@@ -14,5 +14,6 @@ pub mod inode;
 pub mod mount;
 pub mod path;
 pub mod resolve;
+pub mod stats;
 pub mod store;
 pub mod view;

@@ -36,6 +36,14 @@ enum Command {
         #[arg(long, short = 'z')]
         lazy: bool,
     },
+    /// List live hfcachefs mounts with store, options, mode, uptime and counters.
+    Status {
+        /// Only this mountpoint.
+        mountpoint: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -91,7 +99,7 @@ fn main() -> ExitCode {
     let subcommand = argv.get(1).map(String::as_str);
     let is_sub = matches!(
         subcommand,
-        Some("mount" | "unmount" | "help" | "-h" | "--help" | "-V" | "--version") | None
+        Some("mount" | "unmount" | "status" | "help" | "-h" | "--help" | "-V" | "--version") | None
     );
     let result = if is_sub {
         match Cli::parse().command {
@@ -100,6 +108,7 @@ fn main() -> ExitCode {
                 init_log(None);
                 mount::unmount(&mountpoint, lazy).map_err(|e| e.to_string())
             }
+            Command::Status { mountpoint, json } => status(mountpoint.as_deref(), json),
         }
     } else {
         run_mount(FuseForm::parse().args)
@@ -122,17 +131,18 @@ fn run_mount(args: MountArgs) -> Result<(), String> {
     let mut cfg = MountConfig::default();
     cfg.apply_options(&args.options)
         .map_err(|e| e.to_string())?;
+    let options = args.options.join(",");
     // Everything that can be checked before the mount is checked in the caller's process,
     // so errors reach the terminal and the exit code.
     hfcachefs::store::Store::open_root(&source).map_err(|e| e.to_string())?;
     let mountpoint = mount::preflight(&source, &mountpoint).map_err(|e| e.to_string())?;
     if args.foreground {
         init_log(args.log_level.as_deref());
-        return serve(&source, &mountpoint, &cfg, None);
+        return serve(&source, &mountpoint, &cfg, &options, None);
     }
     let ready = daemonize(args.log_file.as_deref())?;
     init_log(args.log_level.as_deref());
-    serve(&source, &mountpoint, &cfg, Some(ready))
+    serve(&source, &mountpoint, &cfg, &options, Some(ready))
 }
 
 /// Forks: the parent waits until the child reports the mount live (exit 0) or failed (its
@@ -187,6 +197,7 @@ fn serve(
     source: &Path,
     mountpoint: &Path,
     cfg: &MountConfig,
+    options: &str,
     ready: Option<std::io::PipeWriter>,
 ) -> Result<(), String> {
     // Registered before the mount goes live, so a SIGTERM right after it unmounts cleanly
@@ -206,13 +217,39 @@ fn serve(
             return Err(msg);
         }
     };
+    let access = if cfg.view.read_only { "ro" } else { "rw" };
+    let mode = if mounted
+        .stats
+        .passthrough
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        "passthrough"
+    } else {
+        "userspace"
+    };
     log::info!(
-        "mounted {} at {} ({}, {} threads)",
+        "mounted {} at {} ({access}, {mode} reads, {} threads)",
         source.display(),
         mountpoint.display(),
-        if cfg.view.read_only { "ro" } else { "rw" },
         cfg.threads
     );
+    let status = hfcachefs::stats::Status {
+        pid: std::process::id(),
+        store: std::path::absolute(source).unwrap_or_else(|_| source.to_path_buf()),
+        mountpoint: mountpoint.to_path_buf(),
+        options: options.to_string(),
+        access: access.into(),
+        mode: mode.into(),
+        started: hfcachefs::stats::now(),
+        requests: 0,
+        errors: 0,
+        bytes_read: 0,
+        bytes_written: 0,
+        passthrough_opens: 0,
+    };
+    let _status_file = hfcachefs::stats::StatusWriter::start(status, mounted.stats.clone())
+        .map_err(|e| log::warn!("status file: {e}"))
+        .ok();
     let mut unmounter = mounted.unmounter();
     let mp = mountpoint.to_path_buf();
     std::thread::Builder::new()
@@ -233,6 +270,45 @@ fn serve(
     let res = mounted.run();
     log::info!("unmounted {}", mountpoint.display());
     res.map_err(|e| format!("serving {}: {e}", mountpoint.display()))
+}
+
+/// `hfcachefs status`: live mounts from their status files, checked against the mount table.
+fn status(only: Option<&Path>, json: bool) -> Result<(), String> {
+    let only = only.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    let live: Vec<_> = hfcachefs::stats::read_all()
+        .into_iter()
+        .filter(|s| mount::mount_at(&s.mountpoint).is_some())
+        .filter(|s| only.as_ref().is_none_or(|o| *o == s.mountpoint))
+        .collect();
+    if json {
+        let text = serde_json::to_string_pretty(&live).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else if live.is_empty() {
+        println!("no hfcachefs mounts");
+    } else {
+        let now = hfcachefs::stats::now();
+        for s in &live {
+            println!(
+                "{} <- {}\n  pid {}, {}, {} reads, options '{}', up {}s\n  requests {}, errors {}, read {} B (userspace), written {} B, passthrough opens {}",
+                s.mountpoint.display(),
+                s.store.display(),
+                s.pid,
+                s.access,
+                s.mode,
+                s.options,
+                now.saturating_sub(s.started),
+                s.requests,
+                s.errors,
+                s.bytes_read,
+                s.bytes_written,
+                s.passthrough_opens
+            );
+        }
+    }
+    if only.is_some() && live.is_empty() {
+        return Err("no hfcachefs mount there".into());
+    }
+    Ok(())
 }
 
 fn hint(e: &MountError) -> String {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::MountConfig;
 use crate::fuse::FuseFs;
+use crate::stats::Stats;
 use crate::store::Store;
 use crate::view::CacheView;
 
@@ -140,6 +141,8 @@ pub struct Mounted {
     session: fuser::Session<FuseFs>,
     /// The view being served.
     pub view: Arc<CacheView>,
+    /// Request counters.
+    pub stats: Arc<Stats>,
 }
 
 impl Mounted {
@@ -181,6 +184,7 @@ pub fn mount(source: &Path, mountpoint: &Path, cfg: &MountConfig) -> Result<Moun
     for flag in &cfg.kernel_flags {
         options.extend(kernel_flag(flag));
     }
+    let stats = Arc::new(Stats::default());
     let mut fcfg = fuser::Config::default();
     fcfg.mount_options = options;
     fcfg.acl = if cfg.allow_other {
@@ -192,9 +196,17 @@ pub fn mount(source: &Path, mountpoint: &Path, cfg: &MountConfig) -> Result<Moun
     };
     fcfg.n_threads = Some(cfg.threads.max(1));
     fcfg.clone_fd = cfg!(target_os = "linux") && cfg.threads > 1;
-    let session = fuser::Session::new(FuseFs::new(view.clone()), mountpoint, &fcfg)
-        .map_err(|e| MountError::Io(format!("mounting {}", mountpoint.display()), e))?;
-    Ok(Mounted { session, view })
+    let session = fuser::Session::new(
+        FuseFs::new(view.clone(), cfg.passthrough, stats.clone()),
+        mountpoint,
+        &fcfg,
+    )
+    .map_err(|e| MountError::Io(format!("mounting {}", mountpoint.display()), e))?;
+    Ok(Mounted {
+        session,
+        view,
+        stats,
+    })
 }
 
 /// The `fuser` option for a generic kernel mount flag accepted by the option parser.

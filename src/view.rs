@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use attr::{Attr, AttrKind, Entry, SetAttr, TimeSet};
 pub use dir::DirEntry;
 use handles::Handles;
-pub use handles::Opened;
+pub use handles::{FileHandle, Opened};
 use locks::LockFds;
 pub use locks::{LockSpec, LockType};
 
@@ -285,22 +285,9 @@ fn check_identity(node: &Node, meta: &Meta) -> FsResult<()> {
     }
 }
 
-/// True for a store path that names an immutable blob: a repo's `<repo>/blobs/<etag>` (40 or
-/// 64 lower-case hex digits) or the shared store's `blobs/<hh>/<hash>` (64 hex, `hh` its
-/// first two digits).
+/// True for a store path that names an immutable blob (see [`StorePath::is_blob`]).
 pub fn is_blob_path(p: &StorePath) -> bool {
-    let comps: Vec<&OsStr> = p.components().collect();
-    let hex = |s: &str, lens: &[usize]| {
-        lens.contains(&s.len()) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    match comps.as_slice() {
-        [_repo, b, name] if *b == "blobs" => name.to_str().is_some_and(|n| hex(n, &[40, 64])),
-        [b, hh, name] if *b == "blobs" => match (hh.to_str(), name.to_str()) {
-            (Some(hh), Some(n)) => hex(n, &[64]) && n.starts_with(hh),
-            _ => false,
-        },
-        _ => false,
-    }
+    p.is_blob()
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ fn names_of_one_blob_share_an_inode() {
     assert_eq!(a.ino(), b.ino());
     assert_eq!(a.ino(), blob.ino());
     let s1 = std::fs::metadata(m.path(&format!("{REPO}/snapshots/{C1}/shared.bin"))).unwrap();
-    let payload = std::fs::metadata(m.path(&format!("blobs/de/{}", sha256ish(9)))).unwrap();
+    let payload = std::fs::metadata(m.path(&format!("blobs/00/{}", sha256ish(9)))).unwrap();
     assert_eq!(s1.ino(), payload.ino());
     assert_ne!(a.ino(), s1.ino());
 }

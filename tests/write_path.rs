@@ -394,7 +394,7 @@ fn unlinking_a_linked_blob_keeps_its_content_for_other_names() {
 fn shared_payload_survives_removal_through_the_view() {
     let store = Store::hub();
     // Manifest of the payload: the repo blob link that references it.
-    let payload = format!("blobs/de/{}", sha256ish(9));
+    let payload = format!("blobs/00/{}", sha256ish(9));
     fs::write(
         store.p(&format!("{payload}.refs")),
         format!("{REPO}/blobs/{}\n", sha256ish(4)),

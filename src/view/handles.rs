@@ -248,4 +248,9 @@ impl CacheView {
     pub fn open_files(&self) -> usize {
         self.handles.open_files()
     }
+
+    /// The store file behind an open handle (for adapters that hand it to the kernel).
+    pub fn handle_file(&self, fh: u64) -> Option<Arc<FileHandle>> {
+        self.handles.file(fh)
+    }
 }

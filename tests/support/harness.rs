@@ -60,6 +60,7 @@ impl Mount {
         cmd.arg(store)
             .arg(&mp)
             .env("RUST_LOG", "info")
+            .env("HFCACHEFS_STATE_DIR", dir.path().join("state"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf);
@@ -85,6 +86,32 @@ impl Mount {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(m)
+    }
+
+    /// `hfcachefs status --json` for this mount, parsed (after the next status write).
+    pub fn status(&self) -> serde_json::Value {
+        std::thread::sleep(Duration::from_millis(700));
+        let out = Command::new(bin())
+            .args(["status", "--json"])
+            .arg(&self.mp)
+            .env("HFCACHEFS_STATE_DIR", self.dir.path().join("state"))
+            .output()
+            .expect("status");
+        assert!(
+            out.status.success(),
+            "{} (state dir: {:?}; log: {})",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_dir(self.dir.path().join("state")).map(|d| d
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>()),
+            self.log_text()
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v.as_array()
+            .and_then(|a| a.first())
+            .cloned()
+            .expect("one mount in status")
     }
 
     pub fn log_text(&self) -> String {
@@ -216,11 +243,11 @@ impl Store {
         std::fs::write(repo.join("blobs").join(sha256ish(2)), content(2, 200_000)).unwrap();
         std::fs::write(repo.join("blobs").join(sha1ish(3)), content(3, 10)).unwrap();
         // Shared blob store: payload + repo blob link.
-        std::fs::create_dir_all(s.p("blobs/de")).unwrap();
+        std::fs::create_dir_all(s.p("blobs/00")).unwrap();
         std::fs::write(s.p("blobs/.huggingface-shared-blobs"), "1\n").unwrap();
-        std::fs::write(s.p("blobs/de").join(sha256ish(9)), content(9, 5000)).unwrap();
+        std::fs::write(s.p("blobs/00").join(sha256ish(9)), content(9, 5000)).unwrap();
         symlink(
-            format!("../../blobs/de/{}", sha256ish(9)),
+            format!("../../blobs/00/{}", sha256ish(9)),
             repo.join("blobs").join(sha256ish(4)),
         )
         .unwrap();

@@ -1,0 +1,137 @@
+//! Correctness of the fast paths: kernel passthrough (open, read, mmap), the userspace path
+//! with the page cache kept for immutable blobs, and status counters that tell them apart.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::{C1, C2, Mount, REPO, Store, content, sha256ish};
+
+fn read_all_ways(m: &Mount) {
+    let p = m.path(&format!("{REPO}/snapshots/{C1}/model.safetensors"));
+    let want = content(2, 200_000);
+    assert_eq!(std::fs::read(&p).unwrap(), want);
+    let f = std::fs::File::open(&p).unwrap();
+    // SAFETY: the file is not modified while mapped.
+    let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
+    assert_eq!(&map[..], &want[..]);
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 4096];
+    f.read_exact_at(&mut buf, 150_000).unwrap();
+    assert_eq!(&buf[..], &want[150_000..154_096]);
+    // The shared-store chain too.
+    let s = m.path(&format!("{REPO}/snapshots/{C2}/shared.bin"));
+    assert_eq!(std::fs::read(s).unwrap(), content(9, 5000));
+}
+
+#[test]
+fn passthrough_serves_blob_reads_in_the_kernel() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "ro");
+    read_all_ways(&m);
+    let st = m.status();
+    assert_eq!(st["mode"], "passthrough", "{st}");
+    assert!(st["passthrough_opens"].as_u64().unwrap() >= 2, "{st}");
+    assert_eq!(
+        st["bytes_read"], 0,
+        "blob bytes must not pass through userspace: {st}"
+    );
+    assert!(
+        m.log_text().contains("passthrough reads"),
+        "{}",
+        m.log_text()
+    );
+}
+
+#[test]
+fn userspace_mode_reads_the_same_bytes() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "ro,nopassthrough");
+    read_all_ways(&m);
+    let st = m.status();
+    assert_eq!(st["mode"], "userspace", "{st}");
+    assert_eq!(st["passthrough_opens"], 0);
+    assert!(st["bytes_read"].as_u64().unwrap() >= 200_000, "{st}");
+}
+
+#[test]
+fn re_pointed_name_shows_new_bytes_despite_kept_cache() {
+    for opts in [
+        "entry_timeout=0.2,attr_timeout=0.2",
+        "entry_timeout=0.2,attr_timeout=0.2,nopassthrough",
+    ] {
+        let store = Store::hub();
+        let m = Mount::new(store.root(), opts);
+        let name = m.path(&format!("{REPO}/snapshots/{C1}/model.safetensors"));
+        assert_eq!(std::fs::read(&name).unwrap(), content(2, 200_000));
+        // Another machine downloads a new blob and re-points the name.
+        let repo = store.p(REPO);
+        std::fs::write(repo.join("blobs").join(sha256ish(50)), content(50, 123_456)).unwrap();
+        let link = repo.join(format!("snapshots/{C1}/model.safetensors"));
+        let tmp = repo.join(format!("snapshots/{C1}/.tmp-link"));
+        std::os::unix::fs::symlink(format!("../../blobs/{}", sha256ish(50)), &tmp).unwrap();
+        std::fs::rename(&tmp, &link).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(
+            std::fs::read(&name).unwrap(),
+            content(50, 123_456),
+            "{opts}"
+        );
+        // The other revision still has the old blob, from the kept cache or the store.
+        let other = m.path(&format!("{REPO}/snapshots/{C2}/model.safetensors"));
+        assert_eq!(std::fs::read(other).unwrap(), content(2, 200_000), "{opts}");
+    }
+}
+
+#[test]
+fn many_open_files_at_once() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "ro");
+    let p = m.path(&format!("{REPO}/snapshots/{C1}/config.json"));
+    let q = m.path(&format!("{REPO}/snapshots/{C2}/model.safetensors"));
+    let files: Vec<_> = (0..2000)
+        .map(|i| std::fs::File::open(if i % 2 == 0 { &p } else { &q }).unwrap())
+        .collect();
+    use std::os::unix::fs::FileExt;
+    for (i, f) in files.iter().enumerate().rev() {
+        let mut b = [0u8; 8];
+        f.read_exact_at(&mut b, 0).unwrap();
+        let want = if i % 2 == 0 {
+            content(1, 300)
+        } else {
+            content(2, 200_000)
+        };
+        assert_eq!(&b[..], &want[..8]);
+    }
+}
+
+#[test]
+fn a_blob_held_open_through_passthrough_refuses_writers_until_closed() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "");
+    let blob = m.path(&format!("{REPO}/blobs/{}", harness::sha1ish(3)));
+    let reader = std::fs::File::open(&blob).unwrap();
+    // Moved out of blobs/ (by a client or another machine), the file is no longer a blob
+    // and may be written, but not while a passthrough reader holds the inode.
+    let moved = m.path("notablob.txt");
+    std::fs::rename(&blob, &moved).unwrap();
+    let w = std::fs::OpenOptions::new().write(true).open(&moved);
+    let st = m.status();
+    if st["mode"] == "passthrough" {
+        assert_eq!(w.unwrap_err().raw_os_error(), Some(libc::ETXTBSY));
+    } else {
+        drop(w.unwrap());
+    }
+    drop(reader);
+    let mut w = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&moved)
+        .unwrap();
+    use std::io::Write;
+    w.write_all(b"!").unwrap();
+    drop(w);
+    let mut want = content(3, 10);
+    want.push(b'!');
+    assert_eq!(std::fs::read(&moved).unwrap(), want);
+}
