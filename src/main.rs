@@ -87,7 +87,9 @@ fn default_store() -> PathBuf {
 }
 
 fn init_log(level: Option<&str>) {
-    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let mut b = env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,fuser::session=error"),
+    );
     if let Some(l) = level {
         b.parse_filters(l);
     }
@@ -138,11 +140,14 @@ fn run_mount(args: MountArgs) -> Result<(), String> {
     let mountpoint = mount::preflight(&source, &mountpoint).map_err(|e| e.to_string())?;
     if args.foreground {
         init_log(args.log_level.as_deref());
-        return serve(&source, &mountpoint, &cfg, &options, None);
+        return serve_with_log(&source, &mountpoint, &cfg, &options, None, None);
     }
     let ready = daemonize(args.log_file.as_deref())?;
-    init_log(args.log_level.as_deref());
-    serve(&source, &mountpoint, &cfg, &options, Some(ready))
+    if args.log_file.is_some() || !init_syslog(args.log_level.as_deref()) {
+        init_log(args.log_level.as_deref());
+    }
+    let log_file = args.log_file.clone();
+    serve_with_log(&source, &mountpoint, &cfg, &options, Some(ready), log_file)
 }
 
 /// Forks: the parent waits until the child reports the mount live (exit 0) or failed (its
@@ -174,6 +179,28 @@ fn daemonize(log_file: Option<&Path>) -> Result<std::io::PipeWriter, String> {
     Ok(writer)
 }
 
+/// Detached without a log file: log to syslog (journald reads it too). False if there is no
+/// syslog socket.
+fn init_syslog(level: Option<&str>) -> bool {
+    let level = level
+        .map(str::to_string)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|l| l.parse::<log::LevelFilter>().ok())
+        .unwrap_or(log::LevelFilter::Info);
+    syslog::init_unix(syslog::Facility::LOG_DAEMON, level).is_ok()
+}
+
+/// Points stderr (the log) at `path` again: after log rotation, on SIGHUP.
+fn reopen_log(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    rustix::stdio::dup2_stderr(f.as_fd())?;
+    Ok(())
+}
+
 fn redirect_stdio(log_file: Option<&Path>) -> std::io::Result<()> {
     use std::os::fd::AsFd;
     let null = std::fs::OpenOptions::new()
@@ -193,18 +220,20 @@ fn redirect_stdio(log_file: Option<&Path>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn serve(
+fn serve_with_log(
     source: &Path,
     mountpoint: &Path,
     cfg: &MountConfig,
     options: &str,
     ready: Option<std::io::PipeWriter>,
+    log_file: Option<PathBuf>,
 ) -> Result<(), String> {
     // Registered before the mount goes live, so a SIGTERM right after it unmounts cleanly
     // instead of killing the process with the mount left behind.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("signals: {e}"))?;
     let mut mounted = match mount::mount(source, mountpoint, cfg) {
@@ -255,12 +284,23 @@ fn serve(
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == signal_hook::consts::SIGHUP {
+                    match &log_file {
+                        Some(p) => match reopen_log(p) {
+                            Ok(()) => log::info!("SIGHUP: log file {} reopened", p.display()),
+                            Err(e) => log::error!("SIGHUP: cannot reopen {}: {e}", p.display()),
+                        },
+                        None => log::info!("SIGHUP: no log file to reopen"),
+                    }
+                    continue;
+                }
                 log::info!("signal {sig}: unmounting {}", mp.display());
                 if let Err(e) = unmounter.unmount() {
                     log::error!("unmount {}: {e}; retrying lazily", mp.display());
                     let _ = mount::unmount(&mp, true);
                 }
+                break;
             }
         })
         .map_err(|e| format!("signal thread: {e}"))?;

@@ -426,3 +426,62 @@ fn store_emptied_behind_the_mount_gives_clean_errors() {
     open.read_to_end(&mut s).unwrap();
     assert_eq!(s, content(1, 300));
 }
+
+#[test]
+fn detached_logs_to_its_file_and_sighup_reopens_it() {
+    let store = Store::hub();
+    let dir = tempfile::tempdir().unwrap();
+    let mp = dir.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    let mp = std::fs::canonicalize(&mp).unwrap();
+    let log = dir.path().join("h.log");
+    let state = dir.path().join("state");
+    let out = std::process::Command::new(harness::bin())
+        .args(["mount", "--log-file"])
+        .arg(&log)
+        .args(["-o", "ro"])
+        .arg(store.root())
+        .arg(&mp)
+        .env("HFCACHEFS_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = harness::run(&[
+                OsStr::new("unmount"),
+                OsStr::new("--lazy"),
+                self.0.as_os_str(),
+            ]);
+        }
+    }
+    let _guard = Unmount(mp.clone());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("mounted") && text.contains("reads"),
+        "one line per mount with the mode: {text}"
+    );
+    // Rotate, then SIGHUP: the daemon writes to the new file.
+    std::fs::rename(&log, dir.path().join("h.log.1")).unwrap();
+    let st = std::process::Command::new(harness::bin())
+        .args(["status", "--json"])
+        .arg(&mp)
+        .env("HFCACHEFS_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let pid = v[0]["pid"].as_u64().unwrap() as i32;
+    // SAFETY: kill(2) on the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !log.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(std::fs::read_to_string(&log).unwrap().contains("reopened"));
+    assert!(harness::is_mounted(&mp), "SIGHUP must not unmount");
+}
