@@ -485,3 +485,47 @@ fn detached_logs_to_its_file_and_sighup_reopens_it() {
     assert!(std::fs::read_to_string(&log).unwrap().contains("reopened"));
     assert!(harness::is_mounted(&mp), "SIGHUP must not unmount");
 }
+
+/// Runs `cat PATH` as user `nobody`; returns whether it succeeded.
+fn cat_as_nobody(path: &Path) -> bool {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn uid_gid_options_and_allow_other_with_permission_checks() {
+    let store = Store::hub();
+    // The tempdir is private to root; let other users reach the mountpoint's parent.
+    let private = store.p("private.txt");
+    std::fs::write(&private, b"secret").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let m = Mount::new(store.root(), "ro,uid=1234,gid=4321");
+    let md = std::fs::metadata(m.path(&format!("{REPO}/snapshots/{C1}/config.json"))).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1234, 4321));
+    std::fs::set_permissions(m.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let public = m.path(&format!("{REPO}/snapshots/{C1}/config.json"));
+    // Without allow_other, other users are turned away by the kernel.
+    assert!(!cat_as_nobody(&public));
+    drop(m);
+
+    let m = Mount::new(store.root(), "ro,allow_other");
+    std::fs::set_permissions(m.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let public = m.path(&format!("{REPO}/snapshots/{C1}/config.json"));
+    let root_mode = std::fs::metadata(&m.mp).unwrap().permissions().mode();
+    assert!(
+        cat_as_nobody(&public),
+        "allow_other lets other users read (root mode {root_mode:o})"
+    );
+    // default_permissions (implied) keeps the store's mode bits in force.
+    assert!(
+        !cat_as_nobody(&m.path("private.txt")),
+        "a 0600 file stays private"
+    );
+}
