@@ -3,6 +3,9 @@
 
 use std::io;
 
+#[cfg(windows)]
+use crate::compat::libc;
+
 /// An error of a view operation.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
@@ -47,6 +50,7 @@ pub enum FsError {
     Store(#[from] io::Error),
 }
 
+#[cfg(unix)]
 impl From<rustix::io::Errno> for FsError {
     fn from(e: rustix::io::Errno) -> Self {
         FsError::Store(e.into())
@@ -54,7 +58,8 @@ impl From<rustix::io::Errno> for FsError {
 }
 
 impl FsError {
-    /// The errno this error is reported as on POSIX systems.
+    /// The errno this error is reported as on POSIX systems (on Windows, the errno the
+    /// WinFsp adapter turns into an NTSTATUS).
     pub fn errno(&self) -> i32 {
         match self {
             FsError::NotFound => libc::ENOENT,

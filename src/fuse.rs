@@ -2,7 +2,6 @@
 //! the view's results into replies. It makes no decisions of its own beyond the encoding:
 //! errors go through [`errno`], attributes through [`file_attr`].
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,9 +17,12 @@ use fuser::{
 
 use crate::error::FsError;
 use crate::stats::Stats;
+
+mod iomode;
 use crate::view::{
     Attr, AttrKind, CacheView, Caller, Entry, LockSpec, LockType, Opened, SetAttr, TimeSet,
 };
+use iomode::{Grant, IoModes, OpenReq};
 
 /// The FUSE file system over a view.
 #[derive(Debug)]
@@ -29,7 +31,7 @@ pub struct FuseFs {
     /// Kernel passthrough for reads of immutable blobs: wanted, and still believed to work.
     passthrough: AtomicBool,
     /// How each open inode is served (see [`IoModes`]).
-    io: Mutex<IoModes>,
+    io: Mutex<IoModes<BackingId>>,
     stats: Arc<Stats>,
 }
 
@@ -65,86 +67,122 @@ impl FuseFs {
         self.passthrough.load(Ordering::Relaxed)
     }
 
-    /// Replies to a successful view `open`, choosing the kernel I/O mode.
-    ///
-    /// The kernel serves an inode either through passthrough (every open handle shares one
-    /// backing file) or through the page cache, never both at once. So: an inode that has
-    /// passthrough handles gets passthrough for further read-only opens and refuses writers
-    /// (`ETXTBSY`); an immutable blob opened read-only with no other handles gets
-    /// passthrough; everything else uses the page cache (kept across opens for blobs).
-    fn reply_open(&self, ino: u64, o: Opened, writable: bool, reply: ReplyOpen) {
+    /// Replies to a successful view `open` (or `create`, with `entry`), choosing the kernel
+    /// I/O mode with [`IoModes`].
+    fn reply_open(&self, ino: u64, o: Opened, writable: bool, reply: OpenReply) {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((id, n)) = io.backing.get_mut(&ino) {
-            if writable {
+        let req = OpenReq {
+            ino,
+            fh: o.fh,
+            writable,
+            immutable: o.keep_cache,
+            passthrough: self.passthrough_active(),
+        };
+        let grant = io.open(req, |rdwr| {
+            let file = self.view.handle_file(o.fh)?;
+            // Writers and later readers share one backing: open it read-write if allowed.
+            let rw = if rdwr { reopen_rdwr(&file.file) } else { None };
+            let res = match &rw {
+                Some(f) => reply.open_backing(f),
+                None => reply.open_backing(&file.file),
+            };
+            match res {
+                Ok(id) => Some((id, rw.is_some() || file.writable)),
+                Err(e) => {
+                    self.no_passthrough(&e.to_string());
+                    None
+                }
+            }
+        });
+        match grant {
+            Grant::Passthrough(id) => {
+                Stats::bump(&self.stats.passthrough_opens, 1);
+                // FOPEN_KEEP_CACHE must not be combined with passthrough.
+                reply.passthrough(o.fh, id);
+            }
+            Grant::Cached => {
+                drop(io);
+                let mut f = FopenFlags::empty();
+                if o.keep_cache {
+                    f |= FopenFlags::FOPEN_KEEP_CACHE;
+                }
+                reply.cached(o.fh, f);
+            }
+            Grant::Busy => {
                 drop(io);
                 self.view.release(o.fh, None);
-                return reply.error(Errno::ETXTBSY);
-            }
-            *n += 1;
-            reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), id);
-            io.handles.insert(o.fh, (ino, true));
-            Stats::bump(&self.stats.passthrough_opens, 1);
-            return;
-        }
-        let cached = io.cached.get(&ino).copied().unwrap_or(0);
-        if o.keep_cache
-            && !writable
-            && cached == 0
-            && self.passthrough_active()
-            && let Some(file) = self.view.handle_file(o.fh)
-        {
-            match reply.open_backing(&file.file) {
-                Ok(id) => {
-                    // FOPEN_KEEP_CACHE must not be combined with passthrough.
-                    reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), &id);
-                    io.backing.insert(ino, (id, 1));
-                    io.handles.insert(o.fh, (ino, true));
-                    Stats::bump(&self.stats.passthrough_opens, 1);
-                    return;
-                }
-                Err(e) => self.no_passthrough(&e.to_string()),
+                reply.error(Errno::ETXTBSY);
             }
         }
-        *io.cached.entry(ino).or_insert(0) += 1;
-        io.handles.insert(o.fh, (ino, false));
-        let mut f = FopenFlags::empty();
-        if o.keep_cache {
-            f |= FopenFlags::FOPEN_KEEP_CACHE;
-        }
-        reply.opened(FileHandle(o.fh), f)
     }
 
-    /// Forgets a handle's I/O mode (and the inode's backing file with its last handle).
+    /// Forgets a handle's I/O mode.
     fn release_io(&self, fh: u64) {
-        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((ino, passthrough)) = io.handles.remove(&fh) else {
-            return;
-        };
-        if passthrough {
-            if let Some((_, n)) = io.backing.get_mut(&ino) {
-                *n -= 1;
-                if *n == 0 {
-                    io.backing.remove(&ino);
-                }
-            }
-        } else if let Some(n) = io.cached.get_mut(&ino) {
-            *n -= 1;
-            if *n == 0 {
-                io.cached.remove(&ino);
-            }
+        self.io
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(fh);
+    }
+}
+
+/// The reply of an `open` or a `create`, so both go through [`FuseFs::reply_open`].
+enum OpenReply {
+    Open(ReplyOpen),
+    Create(ReplyCreate, Entry),
+}
+
+impl OpenReply {
+    fn open_backing(&self, fd: impl std::os::fd::AsFd) -> std::io::Result<BackingId> {
+        match self {
+            OpenReply::Open(r) => r.open_backing(fd),
+            OpenReply::Create(r, _) => r.open_backing(fd),
+        }
+    }
+
+    fn passthrough(self, fh: u64, id: &BackingId) {
+        match self {
+            OpenReply::Open(r) => r.opened_passthrough(FileHandle(fh), FopenFlags::empty(), id),
+            OpenReply::Create(r, e) => r.created_passthrough(
+                &e.attr_ttl,
+                &file_attr(&e.attr),
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+                id,
+            ),
+        }
+    }
+
+    fn cached(self, fh: u64, flags: FopenFlags) {
+        match self {
+            OpenReply::Open(r) => r.opened(FileHandle(fh), flags),
+            OpenReply::Create(r, e) => r.created(
+                &e.attr_ttl,
+                &file_attr(&e.attr),
+                Generation(0),
+                FileHandle(fh),
+                flags,
+            ),
+        }
+    }
+
+    fn error(self, e: Errno) {
+        match self {
+            OpenReply::Open(r) => r.error(e),
+            OpenReply::Create(r, _) => r.error(e),
         }
     }
 }
 
-/// Per-inode kernel I/O modes of open handles.
-#[derive(Debug, Default)]
-struct IoModes {
-    /// Inodes in passthrough mode: their backing file and number of handles.
-    backing: HashMap<u64, (BackingId, usize)>,
-    /// Inodes with page-cache handles: their number.
-    cached: HashMap<u64, usize>,
-    /// Each open handle: its inode and whether it is a passthrough handle.
-    handles: HashMap<u64, (u64, bool)>,
+/// A read-write descriptor of the file behind `f` (reopened through `/proc/self/fd`).
+fn reopen_rdwr(f: &std::fs::File) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", f.as_raw_fd());
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .ok()
 }
 
 fn lock_spec(start: u64, end: u64, typ: i32, pid: u32) -> Result<LockSpec, Errno> {
@@ -272,6 +310,12 @@ impl Filesystem for FuseFs {
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.view.forget(ino.0, nlookup);
+        if !self.view.is_live(ino.0) {
+            self.io
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .forget(ino.0);
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -426,7 +470,7 @@ impl Filesystem for FuseFs {
         self.count();
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         match self.view.open(ino.0, flags.0) {
-            Ok(o) => self.reply_open(ino.0, o, writable, reply),
+            Ok(o) => self.reply_open(ino.0, o, writable, OpenReply::Open(reply)),
             Err(e) => reply.error(self.fail(e)),
         }
     }
@@ -520,7 +564,12 @@ impl Filesystem for FuseFs {
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.count();
         match self.view.opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            // Listings may be cached by the kernel: it drops them when the directory's
+            // attributes (refreshed after attr_timeout) show a new mtime.
+            Ok(fh) => reply.opened(
+                FileHandle(fh),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
             Err(e) => reply.error(self.fail(e)),
         }
     }
@@ -629,17 +678,8 @@ impl Filesystem for FuseFs {
             .create(parent.0, name, mode, umask, flags, caller(req))
         {
             Ok((e, o)) => {
-                let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
-                *io.cached.entry(e.attr.ino).or_insert(0) += 1;
-                io.handles.insert(o.fh, (e.attr.ino, false));
-                drop(io);
-                reply.created(
-                    &e.attr_ttl,
-                    &file_attr(&e.attr),
-                    Generation(0),
-                    FileHandle(o.fh),
-                    FopenFlags::empty(),
-                )
+                let ino = e.attr.ino;
+                self.reply_open(ino, o, true, OpenReply::Create(reply, e))
             }
             Err(e) => reply.error(self.fail(e)),
         }

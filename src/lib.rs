@@ -2,18 +2,25 @@
 //! symlink resolved inside the store, so clients see only regular files and directories
 //! while the store keeps its links and deduplication.
 //!
-//! The core ([`view`], [`resolve`], [`path`], [`inode`], [`store`]) is platform-neutral in
-//! its decisions; [`fuse`] is the thin FUSE adapter.
+//! The core ([`view`], [`resolve`], [`path`], [`inode`], [`store`], [`links`]) is
+//! platform-neutral in its decisions; `fuse` is the thin FUSE adapter (Unix), [`winfsp`] the
+//! Windows front end (pure decision modules everywhere, the WinFsp adapter on Windows).
 
+#[cfg(windows)]
+mod compat;
 pub mod config;
 pub mod error;
 #[cfg(unix)]
 pub mod fuse;
 pub mod inode;
+pub mod links;
 #[cfg(unix)]
 pub mod mount;
 pub mod path;
 pub mod resolve;
 pub mod stats;
 pub mod store;
+#[cfg(unix)]
+pub mod tools;
 pub mod view;
+pub mod winfsp;

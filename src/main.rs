@@ -4,14 +4,24 @@
 //! subcommands), and the FUSE convention `hfcachefs SOURCE MOUNTPOINT [-o OPTS]` that
 //! `mount -t fuse.hfcachefs` and fstab use.
 
+#[cfg(unix)]
 use std::io::{Read, Write};
+#[cfg_attr(windows, allow(unused_imports))]
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+#[cfg(unix)]
 use hfcachefs::config::MountConfig;
+#[cfg(unix)]
 use hfcachefs::mount::{self, MountError};
+
+#[cfg(windows)]
+#[path = "main_windows.rs"]
+mod windows;
+#[cfg(windows)]
+use windows::{run_mount, status, unmount};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,6 +54,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[cfg(unix)]
+    /// Report sizes, copies, orphan blobs, stale downloads and broken links of a store.
+    Scan(hfcachefs::tools::ScanArgs),
+    #[cfg(unix)]
+    /// Re-hash every blob and report those whose content does not match their name.
+    Verify(hfcachefs::tools::VerifyArgs),
+    #[cfg(unix)]
+    /// Turn snapshot files that are copies of a blob back into links to it.
+    Dedupe(hfcachefs::tools::DedupeArgs),
+    #[cfg(unix)]
+    /// Delete blobs nothing links to, and stale .incomplete and temporary files.
+    Gc(hfcachefs::tools::GcArgs),
 }
 
 #[derive(Args, Debug)]
@@ -81,11 +103,13 @@ fn default_store() -> PathBuf {
         return PathBuf::from(p).join("hub");
     }
     let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
         .map(PathBuf::from)
         .unwrap_or_else(|| "/root".into());
     home.join(".cache/huggingface/hub")
 }
 
+#[cfg(unix)]
 fn init_log(level: Option<&str>) {
     let mut b = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,fuser::session=error"),
@@ -101,16 +125,40 @@ fn main() -> ExitCode {
     let subcommand = argv.get(1).map(String::as_str);
     let is_sub = matches!(
         subcommand,
-        Some("mount" | "unmount" | "status" | "help" | "-h" | "--help" | "-V" | "--version") | None
+        Some(
+            "mount"
+                | "unmount"
+                | "status"
+                | "scan"
+                | "verify"
+                | "dedupe"
+                | "gc"
+                | "help"
+                | "-h"
+                | "--help"
+                | "-V"
+                | "--version"
+        ) | None
     );
     let result = if is_sub {
         match Cli::parse().command {
             Command::Mount(args) => run_mount(args),
+            #[cfg(unix)]
             Command::Unmount { mountpoint, lazy } => {
                 init_log(None);
                 mount::unmount(&mountpoint, lazy).map_err(|e| e.to_string())
             }
+            #[cfg(windows)]
+            Command::Unmount { mountpoint, lazy } => unmount(&mountpoint, lazy),
             Command::Status { mountpoint, json } => status(mountpoint.as_deref(), json),
+            #[cfg(unix)]
+            Command::Scan(a) => return hfcachefs::tools::scan::main(a, default_store()),
+            #[cfg(unix)]
+            Command::Verify(a) => return hfcachefs::tools::verify::main(a, default_store()),
+            #[cfg(unix)]
+            Command::Dedupe(a) => return hfcachefs::tools::dedupe::main(a, default_store()),
+            #[cfg(unix)]
+            Command::Gc(a) => return hfcachefs::tools::gc::main(a, default_store()),
         }
     } else {
         run_mount(FuseForm::parse().args)
@@ -124,6 +172,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(unix)]
 fn run_mount(args: MountArgs) -> Result<(), String> {
     let (source, mountpoint) = match args.paths.as_slice() {
         [mp] => (default_store(), mp.clone()),
@@ -150,6 +199,7 @@ fn run_mount(args: MountArgs) -> Result<(), String> {
     serve_with_log(&source, &mountpoint, &cfg, &options, Some(ready), log_file)
 }
 
+#[cfg(unix)]
 /// Forks: the parent waits until the child reports the mount live (exit 0) or failed (its
 /// message, exit 1); the child carries on detached. Must run before any thread exists.
 fn daemonize(log_file: Option<&Path>) -> Result<std::io::PipeWriter, String> {
@@ -179,6 +229,7 @@ fn daemonize(log_file: Option<&Path>) -> Result<std::io::PipeWriter, String> {
     Ok(writer)
 }
 
+#[cfg(unix)]
 /// Detached without a log file: log to syslog (journald reads it too). False if there is no
 /// syslog socket.
 fn init_syslog(level: Option<&str>) -> bool {
@@ -190,6 +241,7 @@ fn init_syslog(level: Option<&str>) -> bool {
     syslog::init_unix(syslog::Facility::LOG_DAEMON, level).is_ok()
 }
 
+#[cfg(unix)]
 /// Points stderr (the log) at `path` again: after log rotation, on SIGHUP.
 fn reopen_log(path: &Path) -> std::io::Result<()> {
     use std::os::fd::AsFd;
@@ -201,6 +253,7 @@ fn reopen_log(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
 fn redirect_stdio(log_file: Option<&Path>) -> std::io::Result<()> {
     use std::os::fd::AsFd;
     let null = std::fs::OpenOptions::new()
@@ -220,6 +273,7 @@ fn redirect_stdio(log_file: Option<&Path>) -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
 fn serve_with_log(
     source: &Path,
     mountpoint: &Path,
@@ -312,6 +366,7 @@ fn serve_with_log(
     res.map_err(|e| format!("serving {}: {e}", mountpoint.display()))
 }
 
+#[cfg(unix)]
 /// `hfcachefs status`: live mounts from their status files, checked against the mount table.
 fn status(only: Option<&Path>, json: bool) -> Result<(), String> {
     let only = only.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
@@ -351,6 +406,7 @@ fn status(only: Option<&Path>, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(unix)]
 fn hint(e: &MountError) -> String {
     match e {
         MountError::Io(what, io) if io.raw_os_error() == Some(libc::EPERM) => {

@@ -11,7 +11,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+#[cfg(unix)]
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 /// A normalised path relative to the store root; empty for the root.
@@ -155,9 +156,29 @@ impl fmt::Display for StorePath {
 }
 
 /// True for a single directory-entry name: not empty, not `.`/`..`, no `/` and no NUL.
+/// On Windows also no `\` (a separator there) and no `:` (it would name a stream or a drive).
 pub fn valid_name(name: &OsStr) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty() && b != b"." && b != b".." && !b.contains(&b'/') && !b.contains(&0)
+    let b = name.as_encoded_bytes();
+    !b.is_empty()
+        && b != b"."
+        && b != b".."
+        && !b.contains(&b'/')
+        && !b.contains(&0)
+        && !(cfg!(windows) && (b.contains(&b'\\') || b.contains(&b':')))
+}
+
+/// A name from link-text bytes. On Unix the bytes are the name; on Windows names are
+/// Unicode, so bytes that are not UTF-8 (possible only in links written on Unix) are
+/// converted lossily and then name nothing in the store.
+pub fn os_from_bytes(b: &[u8]) -> OsString {
+    #[cfg(unix)]
+    {
+        OsString::from_vec(b.to_vec())
+    }
+    #[cfg(not(unix))]
+    {
+        OsString::from(String::from_utf8_lossy(b).into_owned())
+    }
 }
 
 /// Resolves the text of a link that lives in directory `link_dir` to a store path,
@@ -185,7 +206,7 @@ pub fn link_target(
         let rest = root_aliases
             .iter()
             .find_map(|root| {
-                abs.strip_prefix(normalize_abs(root.as_os_str().as_bytes()))
+                abs.strip_prefix(normalize_abs(root.as_os_str().as_encoded_bytes()))
                     .ok()
             })
             .ok_or(Escape)?;
@@ -198,7 +219,7 @@ pub fn link_target(
             b".." => {
                 parts.pop().ok_or(Escape)?;
             }
-            name => parts.push(OsString::from_vec(name.to_vec())),
+            name => parts.push(os_from_bytes(name)),
         }
     }
     StorePath::from_components(parts.iter().map(OsString::as_os_str)).ok_or(Escape)
@@ -218,7 +239,7 @@ fn normalize_abs(text: &[u8]) -> PathBuf {
     }
     let mut p = PathBuf::from("/");
     for part in parts {
-        p.push(OsStr::from_bytes(part));
+        p.push(os_from_bytes(part));
     }
     p
 }
@@ -293,8 +314,10 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn non_utf8_and_long_names_survive() {
+        use std::os::unix::ffi::OsStrExt;
         let name = [b'n', 0xff, 0xfe, b'x'];
         let t = link_target(&sp("d"), &name, &[]).unwrap();
         assert_eq!(t.file_name().unwrap().as_bytes(), &name);
@@ -314,7 +337,7 @@ mod tests {
         ] {
             let dir = StorePath::parse(dir).unwrap();
             let text = target.relative_from(&dir);
-            let back = link_target(&dir, text.as_os_str().as_bytes(), &[]).unwrap();
+            let back = link_target(&dir, text.as_os_str().as_encoded_bytes(), &[]).unwrap();
             assert_eq!(back, target, "from {dir}");
         }
     }

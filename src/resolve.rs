@@ -12,6 +12,9 @@ use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 
+#[cfg(windows)]
+use crate::compat::libc;
+use crate::links::xsym;
 use crate::path::{StorePath, link_target};
 use crate::store::{Kind, Meta, Store};
 
@@ -19,13 +22,33 @@ use crate::store::{Kind, Meta, Store};
 pub const MAX_HOPS: usize = 40;
 
 /// What the resolver needs from a store.
+///
+/// A *link* is a symlink, or a regular file that encodes one: a Minshall-French XSym file
+/// ([`crate::links::xsym`], what Linux SMB clients with `mfsymlinks` write on servers
+/// without Unix extensions). [`LinkSource::is_link`] tells them apart; `readlink` returns
+/// the text of either.
 pub trait LinkSource {
     /// `lstat` that follows no link anywhere in the path (a link in the middle fails).
     fn lstat(&self, p: &StorePath) -> io::Result<Meta>;
-    /// The raw link text.
+    /// The raw link text of a symlink or an XSym file (`EINVAL` for anything else).
     fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>>;
     /// Absolute paths of the store root, for absolute link targets.
     fn aliases(&self) -> &[PathBuf];
+    /// Up to `max` first bytes of the regular file `p`, opened without following links.
+    fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>>;
+
+    /// True if the entry `p` with metadata `meta` is a link: a symlink, or a regular file
+    /// of exactly [`xsym::XSYM_SIZE`] bytes that parses as an XSym link (an unreadable one
+    /// is a regular file).
+    fn is_link(&self, p: &StorePath, meta: &Meta) -> bool {
+        match meta.kind {
+            Kind::Symlink => true,
+            Kind::File if xsym::may_be_xsym(meta.size) => self
+                .read_head(p, xsym::XSYM_SIZE as usize + 1)
+                .is_ok_and(|head| xsym::parse(&head).is_some()),
+            _ => false,
+        }
+    }
 }
 
 impl LinkSource for Store {
@@ -37,6 +60,9 @@ impl LinkSource for Store {
     }
     fn aliases(&self) -> &[PathBuf] {
         Store::aliases(self)
+    }
+    fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
+        Store::read_head(self, p, max)
     }
 }
 
@@ -96,7 +122,7 @@ impl<'s, S: LinkSource> Resolver<'s, S> {
         }
     }
 
-    /// Resolves the link at `link` (which must be a symlink) to its final target.
+    /// Resolves the link at `link` (a symlink or an XSym file) to its final target.
     pub fn resolve_link(mut self, link: &StorePath) -> Result<Target, Odd> {
         let first_hop = self.hop(link)?;
         let (path, meta) = self.walk(&first_hop)?;
@@ -133,7 +159,7 @@ impl<'s, S: LinkSource> Resolver<'s, S> {
     fn walk(&mut self, path: &StorePath) -> Result<(StorePath, Meta), Odd> {
         // Fast path: no link anywhere on the way (the hub's `../../blobs/<etag>`).
         match self.src.lstat(path) {
-            Ok(m) if m.kind == Kind::Symlink => {
+            Ok(m) if self.src.is_link(path, &m) => {
                 let next = self.hop(path)?;
                 return self.walk(&next);
             }
@@ -147,7 +173,7 @@ impl<'s, S: LinkSource> Resolver<'s, S> {
             let next = cur.join(c).ok_or(Odd::Dangling)?;
             let mut meta = self.src.lstat(&next).map_err(io_odd)?;
             cur = next;
-            if meta.kind == Kind::Symlink {
+            if self.src.is_link(&cur, &meta) {
                 let target = self.hop(&cur)?;
                 let (p, m) = self.walk(&target)?;
                 cur = p;
@@ -183,7 +209,7 @@ fn io_odd(e: io::Error) -> Odd {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
@@ -334,6 +360,69 @@ mod tests {
         assert_eq!(t.path, StorePath::parse("models--a--b/blobs/e1").unwrap());
         let d = resolve(&f, "repo").unwrap();
         assert_eq!(d.meta.kind, Kind::Dir);
+    }
+
+    /// Writes an XSym link file (as a Linux SMB client with `mfsymlinks` does).
+    fn xsym_link(target: &str, at: &Path) {
+        std::fs::write(at, crate::links::xsym::format(target.as_bytes()).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn xsym_files_are_links() {
+        let f = fixture(|root| {
+            hub(root);
+            let snap = root.join("models--a--b/snapshots/c1");
+            xsym_link("../../blobs/e1", &snap.join("x1"));
+            // A chain: XSym -> symlink -> blob, and symlink -> XSym -> blob.
+            xsym_link("f", &snap.join("x2"));
+            symlink("x1", snap.join("s1")).unwrap();
+            // XSym to a directory, and through it.
+            xsym_link("../../blobs", &snap.join("xdir"));
+            xsym_link("xdir/e1", &snap.join("x3"));
+            // Hostile XSym links.
+            xsym_link("/etc/passwd", &snap.join("xabs"));
+            xsym_link("../../../../../etc/passwd", &snap.join("xup"));
+            xsym_link("missing", &snap.join("xdangling"));
+            xsym_link("xloop", &snap.join("xloop"));
+        });
+        let blob = StorePath::parse("models--a--b/blobs/e1").unwrap();
+        for name in ["x1", "x2", "s1", "x3"] {
+            let t = resolve(&f, &format!("models--a--b/snapshots/c1/{name}")).unwrap();
+            assert_eq!(t.path, blob, "{name}");
+            assert_eq!(t.meta.size, 3, "{name}");
+        }
+        let d = resolve(&f, "models--a--b/snapshots/c1/xdir").unwrap();
+        assert_eq!(d.meta.kind, Kind::Dir);
+        let odd = |n: &str| resolve(&f, &format!("models--a--b/snapshots/c1/{n}"));
+        assert_eq!(odd("xabs"), Err(Odd::Escapes));
+        assert_eq!(odd("xup"), Err(Odd::Escapes));
+        assert_eq!(odd("xdangling"), Err(Odd::Dangling));
+        assert_eq!(odd("xloop"), Err(Odd::Loop));
+    }
+
+    #[test]
+    fn a_1067_byte_file_that_is_not_xsym_stays_a_file() {
+        let f = fixture(|root| {
+            hub(root);
+            let mut fake = crate::links::xsym::format(b"../../blobs/e1").unwrap();
+            fake[20] ^= 1; // md5 no longer matches
+            std::fs::write(root.join("models--a--b/blobs/fake"), &fake).unwrap();
+            std::fs::write(root.join("models--a--b/blobs/plain"), vec![b'x'; 1067]).unwrap();
+            symlink(
+                "../../blobs/fake",
+                root.join("models--a--b/snapshots/c1/tofake"),
+            )
+            .unwrap();
+        });
+        let t = resolve(&f, "models--a--b/snapshots/c1/tofake").unwrap();
+        assert_eq!(t.path, StorePath::parse("models--a--b/blobs/fake").unwrap());
+        assert_eq!(t.meta.size, 1067);
+        for p in ["models--a--b/blobs/fake", "models--a--b/blobs/plain"] {
+            let p = StorePath::parse(p).unwrap();
+            let m = f.store.lstat(&p).unwrap();
+            assert!(!f.store.is_link(&p, &m));
+            assert!(f.store.readlink(&p).is_err());
+        }
     }
 
     #[test]

@@ -70,13 +70,26 @@ pub fn state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HFCACHEFS_STATE_DIR").filter(|d| !d.is_empty()) {
         return d.into();
     }
-    if rustix::process::geteuid().is_root() {
+    if euid().0 {
         return PathBuf::from("/run/hfcachefs");
     }
     if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("hfcachefs");
     }
-    std::env::temp_dir().join(format!("hfcachefs-{}", rustix::process::geteuid().as_raw()))
+    std::env::temp_dir().join(format!("hfcachefs-{}", euid().1))
+}
+
+/// The effective user: (is root, uid); (false, 0) where there are no uids (Windows).
+fn euid() -> (bool, u32) {
+    #[cfg(unix)]
+    {
+        let u = rustix::process::geteuid();
+        (u.is_root(), u.as_raw())
+    }
+    #[cfg(not(unix))]
+    {
+        (false, 0)
+    }
 }
 
 /// Writes the status file every second until dropped; removes it then.

@@ -6,18 +6,36 @@
 //! else component by component with `O_NOFOLLOW`; final components are acted on with the
 //! `*at` calls on their parent's descriptor. A symlink swapped into the store between a
 //! check and a use therefore fails the use (`ELOOP`) instead of reaching outside the store.
+//!
+//! The types here ([`Kind`], [`Meta`], [`RawEntry`], [`StoreStatfs`]) are shared by every
+//! platform; `Store` itself is this Unix layer, or on Windows `store::win` (the same
+//! operations over `NtCreateFile` relative opens with `FILE_OPEN_REPARSE_POINT`, errors as
+//! errno values).
 
 use std::ffi::{OsStr, OsString};
+#[cfg(unix)]
 use std::fs::File;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::os::unix::ffi::OsStringExt;
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(unix)]
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+#[cfg(unix)]
+use std::time::{Duration, UNIX_EPOCH};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+/// Open flags of [`Store::open`]: rustix's on Unix, a look-alike on Windows.
+#[cfg(unix)]
+pub use rustix::fs::OFlags;
+#[cfg(unix)]
+use rustix::fs::{AtFlags, FileType, Mode};
 
+#[cfg(unix)]
 use crate::path::StorePath;
 
 /// The kind of a store entry, as `lstat` reports it.
@@ -64,6 +82,7 @@ pub struct Meta {
     pub ctime: SystemTime,
 }
 
+#[cfg(unix)]
 impl Meta {
     /// Converts a raw `stat` (field types differ between platforms, hence the casts).
     #[allow(clippy::unnecessary_cast)]
@@ -97,6 +116,7 @@ impl Meta {
     }
 }
 
+#[cfg(unix)]
 fn time(secs: i64, nsec: i64) -> SystemTime {
     let nsec = nsec.clamp(0, 999_999_999) as u32;
     if secs >= 0 {
@@ -139,6 +159,7 @@ pub struct StoreStatfs {
 }
 
 /// An open store root.
+#[cfg(unix)]
 #[derive(Debug)]
 pub struct Store {
     root: OwnedFd,
@@ -160,6 +181,7 @@ pub enum OpenStoreError {
     Io(PathBuf, io::Error),
 }
 
+#[cfg(unix)]
 impl Store {
     /// Opens the store at `path` (which may itself be reached through symlinks: the user
     /// chose it).
@@ -256,10 +278,34 @@ impl Store {
         Ok(Meta::from_stat(&st))
     }
 
-    /// The raw text of the link at `p`.
+    /// The raw text of the link at `p`: a symlink's text, or the target of an XSym file
+    /// ([`crate::links::xsym`]); `EINVAL` for anything else.
     pub fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
         let (dir, name) = self.parent_and_name(p)?;
-        Ok(rustix::fs::readlinkat(&dir, name, Vec::new())?.into_bytes())
+        match rustix::fs::readlinkat(&dir, name, Vec::new()) {
+            Ok(text) => Ok(text.into_bytes()),
+            Err(rustix::io::Errno::INVAL) => {
+                let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+                let meta = Meta::from_stat(&st);
+                if meta.kind == Kind::File && crate::links::xsym::may_be_xsym(meta.size) {
+                    let head = self.read_head(p, crate::links::xsym::XSYM_SIZE as usize + 1)?;
+                    if let Some(link) = crate::links::xsym::parse(&head) {
+                        return Ok(link.text);
+                    }
+                }
+                Err(io::Error::from_raw_os_error(libc::EINVAL))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Up to `max` first bytes of the regular file `p` (opened without following links).
+    pub fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let fd = self.open(p, OFlags::RDONLY | OFlags::NONBLOCK, 0)?;
+        let mut buf = Vec::with_capacity(max);
+        File::from(fd).take(max as u64).read_to_end(&mut buf)?;
+        Ok(buf)
     }
 
     /// Lists directory `p` (without `.` and `..`).
@@ -367,10 +413,15 @@ impl Store {
 
 /// Name bytes of an `OsStr` (for logging and hashing).
 pub fn name_bytes(name: &OsStr) -> &[u8] {
-    name.as_bytes()
+    name.as_encoded_bytes()
 }
 
-#[cfg(test)]
+#[cfg(windows)]
+mod win;
+#[cfg(windows)]
+pub use win::{FileExt, OFlags, Store, errno_error};
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

@@ -14,7 +14,10 @@ mod attr;
 mod dir;
 mod handles;
 mod keep;
+#[cfg(unix)]
 mod locks;
+#[cfg(windows)]
+mod win;
 mod write;
 
 use std::collections::HashSet;
@@ -27,13 +30,20 @@ pub use attr::{Attr, AttrKind, Entry, SetAttr, TimeSet};
 pub use dir::DirEntry;
 use handles::Handles;
 pub use handles::{FileHandle, Opened};
+#[cfg(unix)]
 use locks::LockFds;
+#[cfg(unix)]
 pub use locks::{LockSpec, LockType};
+#[cfg(windows)]
+use win::LockFds;
+
+#[cfg(windows)]
+use crate::compat::libc;
 
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, InodeTable, Key, Node};
 use crate::path::StorePath;
-use crate::resolve::{Odd, Resolver};
+use crate::resolve::{LinkSource, Odd, Resolver};
 use crate::store::{Kind, Meta, Store, StoreStatfs};
 
 /// How the view behaves; built from mount options by the binary.
@@ -158,7 +168,8 @@ impl CacheView {
     /// Decides how the store entry `path` (child `name` of view directory `parent`) is shown.
     fn classify(&self, parent: Ino, name: &OsStr, path: StorePath, meta: Meta) -> FsResult<Shown> {
         match meta.kind {
-            Kind::File => Ok(Shown {
+            // An XSym file is a link (see `LinkSource::is_link`): resolved below.
+            Kind::File if !self.store.is_link(&path, &meta) => Ok(Shown {
                 key: Key::File(meta.dev, meta.ino),
                 immutable: is_blob_path(&path),
                 real: path,
@@ -174,7 +185,7 @@ impl CacheView {
                 self.warn_odd(&path, "not a regular file, directory or link");
                 Err(FsError::NotFound)
             }
-            Kind::Symlink => match Resolver::new(&self.store).resolve_link(&path) {
+            Kind::Symlink | Kind::File => match Resolver::new(&self.store).resolve_link(&path) {
                 Ok(t) if t.meta.kind == Kind::Dir => {
                     if self.table().is_view_loop(parent, &t.path) {
                         self.warn_odd(&path, &Odd::Loop.describe());
@@ -215,6 +226,11 @@ impl CacheView {
             })?;
         let shown = self.classify(parent, name, path, meta)?;
         Ok(self.remember(shown))
+    }
+
+    /// True while the kernel still holds lookups of `ino`.
+    pub fn is_live(&self, ino: Ino) -> bool {
+        self.table().get(ino).is_some()
     }
 
     /// Enters a shown entry in the inode table and builds its reply.
@@ -290,5 +306,7 @@ pub fn is_blob_path(p: &StorePath) -> bool {
     p.is_blob()
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests;
+#[cfg(test)]
+mod xsym_tests;

@@ -8,6 +8,8 @@
 //! The same scenario also runs against a plain directory, so a failure that shows up only on the
 //! mount points at hfcachefs rather than at the client or the fake Hub.
 
+#![cfg(unix)]
+
 #[path = "support/harness.rs"]
 mod harness;
 

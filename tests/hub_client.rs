@@ -1,6 +1,8 @@
 //! Real-client end-to-end tests: the real `huggingface_hub` (pinned, in `.venv/`) against the
 //! fake Hub on 127.0.0.1, reading and writing through a real mount.
 
+#![cfg(unix)]
+
 #[path = "support/harness.rs"]
 mod harness;
 

@@ -1,6 +1,8 @@
 //! Integration tests of the read view over a real FUSE mount, checked from outside with
 //! ordinary syscalls.
 
+#![cfg(unix)]
+
 #[path = "support/harness.rs"]
 mod harness;
 

@@ -1,5 +1,7 @@
 //! Integration tests of the write path over a real read-write mount.
 
+#![cfg(unix)]
+
 #[path = "support/harness.rs"]
 mod harness;
 
@@ -577,5 +579,30 @@ fn xattrs_are_not_supported() {
     assert_eq!(
         std::io::Error::last_os_error().raw_os_error(),
         Some(libc::EOPNOTSUPP)
+    );
+}
+
+#[test]
+fn moving_a_linked_blob_to_another_repo_copies_instead() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "");
+    fs::create_dir_all(m.path("models--acme--other/blobs")).unwrap();
+    let from = m.path(&format!("{REPO}/blobs/{}", sha1ish(1)));
+    let to = m.path(&format!("models--acme--other/blobs/{}", sha1ish(1)));
+    // A plain rename(2) is refused, so nothing in this repo comes to depend on the other.
+    assert_eq!(errno_of(fs::rename(&from, &to)), libc::EXDEV);
+    // `mv` falls back to copy + unlink; the snapshots keep their content.
+    let st = Command::new("mv").arg(&from).arg(&to).status().unwrap();
+    assert!(st.success());
+    assert_eq!(fs::read(&to).unwrap(), content(1, 300));
+    assert_eq!(
+        fs::read(snap(&m, C1, "config.json")).unwrap(),
+        content(1, 300)
+    );
+    // Removing the other repo leaves this one whole.
+    fs::remove_dir_all(m.path("models--acme--other")).unwrap();
+    assert_eq!(
+        fs::read(snap(&m, C2, "config.json")).unwrap(),
+        content(1, 300)
     );
 }

@@ -66,13 +66,18 @@ impl CacheView {
     /// How a listed name shows, without counting a lookup: `None` if hidden.
     fn listed_kind(&self, dir: Ino, raw: &RawEntry) -> Option<AttrKind> {
         match raw.kind {
-            Some(Kind::File) => Some(AttrKind::File),
             Some(Kind::Dir) => Some(AttrKind::Dir),
             Some(Kind::Special) => None,
-            Some(Kind::Symlink) | None => {
+            Some(Kind::File) | Some(Kind::Symlink) | None => {
                 let node = self.dir_node(dir).ok()?;
                 let path = node.real.join(&raw.name)?;
                 let meta = self.store.lstat(&path).ok()?;
+                // Only a file of an XSym link's exact size can be a link.
+                if raw.kind == Some(Kind::File)
+                    && !(meta.kind == Kind::File && crate::links::xsym::may_be_xsym(meta.size))
+                {
+                    return Some(AttrKind::File);
+                }
                 let shown = self.classify(dir, &raw.name, path, meta).ok()?;
                 Some(if shown.meta.kind == Kind::Dir {
                     AttrKind::Dir

@@ -3,11 +3,19 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+#[cfg(unix)]
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use rustix::fs::{OFlags, SeekFrom};
+#[cfg(unix)]
+use rustix::fs::SeekFrom;
+
+#[cfg(windows)]
+use crate::compat::libc;
+#[cfg(windows)]
+use crate::store::FileExt;
+use crate::store::OFlags;
 
 use super::CacheView;
 use super::dir::DirHandle;
@@ -195,6 +203,7 @@ impl CacheView {
     }
 
     /// `fsync`/`fdatasync` of an open file.
+    #[cfg(unix)]
     pub fn fsync(&self, fh: u64, datasync: bool) -> FsResult<()> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         if datasync {
@@ -219,6 +228,7 @@ impl CacheView {
     }
 
     /// `SEEK_DATA`/`SEEK_HOLE` on the store file (other whences never reach a FUSE server).
+    #[cfg(unix)]
     pub fn lseek(&self, fh: u64, offset: i64, whence: i32) -> FsResult<i64> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         let offset = u64::try_from(offset).map_err(|_| FsError::Invalid)?;
@@ -234,6 +244,7 @@ impl CacheView {
     }
 
     /// Preallocates or punches space in an open file.
+    #[cfg(unix)]
     pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         if !h.writable {

@@ -14,13 +14,18 @@
 //! Files outside the hub layout are not tracked (no store-wide reverse index).
 
 use std::ffi::OsStr;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 
-use rustix::fs::OFlags;
+#[cfg(windows)]
+use crate::compat::OsStrExt;
+
+use crate::store::OFlags;
 
 use super::CacheView;
 use crate::error::FsResult;
 use crate::path::{StorePath, link_target};
+use crate::resolve::LinkSource;
 use crate::store::Kind;
 
 /// At most this many directory entries are visited when looking for referrers.
@@ -83,7 +88,7 @@ impl CacheView {
     /// Where the link at `p` points (one hop), if it is a link inside the store.
     fn first_hop(&self, p: &StorePath) -> Option<StorePath> {
         let meta = self.store.lstat(p).ok()?;
-        if meta.kind != Kind::Symlink {
+        if !self.store.is_link(p, &meta) {
             return None;
         }
         let text = self.store.readlink(p).ok()?;
@@ -109,7 +114,9 @@ impl CacheView {
             let Some(p) = dir.join(&e.name) else { continue };
             match e.kind {
                 Some(Kind::Dir) => self.scan_links(&p, target, out, budget),
-                Some(Kind::Symlink) | None if self.first_hop(&p).as_ref() == Some(target) => {
+                Some(Kind::Symlink | Kind::File) | None
+                    if self.first_hop(&p).as_ref() == Some(target) =>
+                {
                     out.push(p);
                 }
                 _ => {}
@@ -158,12 +165,67 @@ impl CacheView {
         };
         self.store.rename(path, first, 0)?;
         for r in rest {
-            self.repoint(r, first)?;
+            if repo_of(r) == repo_of(first) {
+                self.repoint(r, first)?;
+            } else {
+                // Never make one repo depend on another's folder (removing that repo would
+                // strand this one): give this repo its own name of the content.
+                self.replace_with_hard_link(r, first)?;
+            }
         }
         log::info!(
-            "unlink {path}: content still linked; kept as {first} ({} other link(s) re-pointed)",
+            "unlink {path}: content still linked; kept as {first} ({} other referrer(s) updated)",
             rest.len()
         );
         Ok(Some(first.clone()))
     }
+
+    /// Replaces the link at `link` with a hard link to the real file `target` (a copy where
+    /// the store refuses hard links), atomically.
+    fn replace_with_hard_link(&self, link: &StorePath, target: &StorePath) -> FsResult<()> {
+        let tmp_name = format!(
+            ".hfcachefs-keep-{}-{}",
+            std::process::id(),
+            super::write::unique()
+        );
+        let tmp = link
+            .parent()
+            .join(OsStr::from_bytes(tmp_name.as_bytes()))
+            .ok_or(crate::error::FsError::Invalid)?;
+        if let Err(e) = self.store.link(target, &tmp) {
+            log::info!("hard link {target} -> {tmp} refused ({e}); copying");
+            self.copy_file(target, &tmp)?;
+        }
+        if let Err(e) = self.store.rename(&tmp, link, 0) {
+            let _ = self.store.unlink(&tmp);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Copies the store file `from` to the new name `to` (same mode).
+    fn copy_file(&self, from: &StorePath, to: &StorePath) -> FsResult<()> {
+        let src = std::fs::File::from(self.store.open(from, OFlags::RDONLY, 0)?);
+        let mode = crate::store::Meta::of_fd(&src)?.perm;
+        let dst = self.store.open(
+            to,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+            mode.into(),
+        )?;
+        let mut dst = std::fs::File::from(dst);
+        let res = std::io::copy(&mut &src, &mut dst).and_then(|_| dst.sync_all());
+        if let Err(e) = res {
+            let _ = self.store.unlink(to);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+/// The repo folder (`models--…`, `datasets--…`, `spaces--…`) a store path lies in, if any.
+pub(super) fn repo_of(p: &StorePath) -> Option<&OsStr> {
+    let first = p.components().next()?;
+    let b = first.as_bytes();
+    (b.starts_with(b"models--") || b.starts_with(b"datasets--") || b.starts_with(b"spaces--"))
+        .then_some(first)
 }

@@ -11,18 +11,26 @@
 //! - On a read-only view every mutation fails with `EROFS`.
 
 use std::ffi::OsStr;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{OFlags, Timespec, Timestamps};
+#[cfg(unix)]
+use rustix::fs::{Timespec, Timestamps};
+
+#[cfg(windows)]
+use crate::compat::{OsStrExt, libc};
+use crate::store::OFlags;
 
 use super::handles::{FileHandle, store_flags, wants_write};
+#[cfg_attr(windows, allow(unused_imports))]
 use super::{CacheView, Caller, Entry, Opened, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, Key};
 use crate::path::{StorePath, link_target};
-use crate::resolve::{Odd, Resolver};
+use crate::resolve::{LinkSource, Odd, Resolver};
 use crate::store::{Kind, Meta};
+#[cfg_attr(windows, allow(unused_imports))]
 use crate::view::attr::{Attr, AttrKind};
 
 impl CacheView {
@@ -49,7 +57,7 @@ impl CacheView {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let is_link = meta.kind == Kind::Symlink;
+        let is_link = self.store.is_link(path, &meta);
         match self.classify(parent, name, path.clone(), meta) {
             Err(FsError::NotFound) if is_link => {
                 log::warn!("replacing hidden store entry {path}");
@@ -64,15 +72,18 @@ impl CacheView {
     /// True if the store entry at `p` is a link the view hides (removable with its directory).
     fn is_hidden_link(&self, dir: &StorePath, p: &StorePath) -> bool {
         match self.store.lstat(p) {
-            Ok(m) if m.kind == Kind::Symlink => match Resolver::new(&self.store).resolve_link(p) {
-                Err(_) => true,
-                Ok(t) => t.meta.kind == Kind::Dir && dir.starts_with(&t.path),
-            },
+            Ok(m) if self.store.is_link(p, &m) => {
+                match Resolver::new(&self.store).resolve_link(p) {
+                    Err(_) => true,
+                    Ok(t) => t.meta.kind == Kind::Dir && dir.starts_with(&t.path),
+                }
+            }
             _ => false,
         }
     }
 
     /// Gives a new store entry to the caller, when the daemon runs as root.
+    #[cfg(unix)]
     fn chown_new(&self, path: &StorePath, caller: Caller) {
         if !self.config.chown_new || !rustix::process::geteuid().is_root() || caller.uid == 0 {
             return;
@@ -209,13 +220,13 @@ impl CacheView {
         let meta = self.store.lstat(&path)?;
         match meta.kind {
             Kind::Dir => Err(FsError::IsDir),
-            Kind::File => {
+            Kind::File if !self.store.is_link(&path, &meta) => {
                 if let Some(to) = self.unlink_keeping(&path)? {
                     self.table().rebase_paths(&path, &to);
                 }
                 Ok(())
             }
-            Kind::Symlink | Kind::Special => Ok(self.store.unlink(&path)?),
+            Kind::Symlink | Kind::Special | Kind::File => Ok(self.store.unlink(&path)?),
         }
     }
 
@@ -338,19 +349,25 @@ impl CacheView {
         let from = self.child(parent, name)?;
         let to = self.child(newparent, newname)?;
         let meta = self.store.lstat(&from)?;
-        let moved_link = meta.kind == Kind::Symlink && from.parent() != to.parent();
+        let is_link = self.store.is_link(&from, &meta);
+        let moved_link = is_link && from.parent() != to.parent();
         if flags & libc::RENAME_EXCHANGE != 0 && from.parent() != to.parent() {
             let other = self.store.lstat(&to)?;
-            if meta.kind == Kind::Symlink || other.kind == Kind::Symlink {
+            if is_link || self.store.is_link(&to, &other) {
                 // Both link texts would need rewriting in one atomic step; not supported.
                 return Err(FsError::Invalid);
             }
         }
         if moved_link && flags & libc::RENAME_EXCHANGE == 0 {
             self.move_link(&from, &to, flags)?;
-        } else if meta.kind == Kind::File && flags & libc::RENAME_EXCHANGE == 0 {
-            // Links that reach the file by its old name follow it to the new one.
+        } else if meta.kind == Kind::File && !is_link && flags & libc::RENAME_EXCHANGE == 0 {
+            // Links that reach the file by its old name follow it to the new one, within its
+            // repo. Into another repo they would make one repo depend on another's folder:
+            // refuse with EXDEV, so `mv` copies (and the unlink keeps the content here).
             let refs = self.referrers(&from)?;
+            if !refs.is_empty() && super::keep::repo_of(&from) != super::keep::repo_of(&to) {
+                return Err(FsError::CrossStore);
+            }
             self.store.rename(&from, &to, flags)?;
             for r in refs.iter().filter(|r| **r != to) {
                 self.repoint(r, &to)?;
@@ -395,6 +412,7 @@ impl CacheView {
     }
 
     /// Changes attributes.
+    #[cfg(unix)]
     pub fn setattr(
         &self,
         ino: Ino,
@@ -455,6 +473,7 @@ impl CacheView {
     }
 }
 
+#[cfg(unix)]
 fn timespec(t: Option<TimeSet>) -> Timespec {
     match t {
         None => Timespec {

@@ -6,6 +6,7 @@ Run it with one of the test venvs' python (huggingface_hub 2.4.0 or 0.36.x):
     HF_HUB_CACHE=/some/dir HF_ENDPOINT=http://127.0.0.1:PORT .venv/hub2/bin/python tests/hub/client.py populate
     HF_HUB_CACHE=/some/dir .venv/hub2/bin/python tests/hub/client.py check-offline
     HF_HUB_CACHE=/mnt/point HF_ENDPOINT=... .venv/hub036/bin/python tests/hub/client.py download
+    HF_HUB_CACHE=/mnt/point .venv/hub2/bin/python tests/hub/client.py delete-revisions --exclude-commit SHA
 
 Subcommands:
     populate       download every repo / revision of the fixture (snapshot_download + hf_hub_download)
@@ -15,8 +16,23 @@ Subcommands:
     check-layout   the on-disk layout of a plain (symlinked) cache, e.g. the backing store under
                    a mount: every snapshot entry is a relative symlink ../../blobs/<etag> (one
                    more ../ per sub-folder), blobs/ holds exactly one file per distinct content
+    snapshot       snapshot_download of every revision name of each repo, checking the returned
+                   directories and bytes; nothing else (safe to run in several processes at once)
+    get            hf_hub_download of each --file at `main` of each repo, checking path and bytes
+    scan           scan_cache_dir: prints one line "SCAN <json>" (totals, warnings, incomplete
+                   files, repos with nb_files/size and revisions with refs/nb_files/size), then
+                   checks the repos/revisions/refs/nb_files of the (filtered) fixture
+    delete-revisions
+                   scan_cache_dir().delete_revisions(<the --exclude-commit shas>): prints
+                   "STRATEGY <json>" (paths relative to the cache), executes it, then checks that
+                   the deleted snapshots and refs are gone and every remaining revision still
+                   reads with the right bytes
 Options:
     --repo REPO_ID       restrict to this repo (repeatable)
+    --exclude-commit SHA the fixture without this commit (repeatable): its snapshot, the revision
+                         names pointing at it and blobs only it uses are not expected; a repo
+                         left with no commit is dropped. For delete-revisions: the commits to delete
+    --file PATH          file of the repo for `get` (repeatable)
     --allow-incomplete   do not fail on leftover blobs/*.incomplete files (after a killed download:
                          2.x never reuses another process's `<etag>.<8hex>.incomplete`)
     -v                   print each step to stderr
@@ -38,7 +54,11 @@ import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-USAGE = "usage: client.py {populate|download|check-offline|check-layout} [--repo REPO_ID]... [--allow-incomplete] [-v]"
+COMMANDS = ("populate", "download", "check-offline", "check-layout", "snapshot", "get", "scan", "delete-revisions")
+USAGE = (
+    "usage: client.py {%s} [--repo REPO_ID]... [--exclude-commit SHA]... [--file PATH]... "
+    "[--allow-incomplete] [-v]" % "|".join(COMMANDS)
+)
 
 
 def parse_args(argv):
@@ -47,10 +67,12 @@ def parse_args(argv):
         print(__doc__)
         sys.exit(0 if argv else 2)
     cmd = argv[0]
-    if cmd not in ("populate", "download", "check-offline", "check-layout"):
+    if cmd not in COMMANDS:
         sys.stderr.write(USAGE + "\n")
         sys.exit(2)
     repos = []
+    excluded = []
+    files = []
     verbose = False
     allow_incomplete = False
     i = 1
@@ -58,6 +80,12 @@ def parse_args(argv):
         a = argv[i]
         if a == "--repo" and i + 1 < len(argv):
             repos.append(argv[i + 1])
+            i += 2
+        elif a == "--exclude-commit" and i + 1 < len(argv):
+            excluded.append(argv[i + 1])
+            i += 2
+        elif a == "--file" and i + 1 < len(argv):
+            files.append(argv[i + 1])
             i += 2
         elif a == "-v":
             verbose = True
@@ -68,10 +96,16 @@ def parse_args(argv):
         else:
             sys.stderr.write("unknown argument %r\n%s\n" % (a, USAGE))
             sys.exit(2)
-    return cmd, repos, verbose, allow_incomplete
+    if cmd == "delete-revisions" and not excluded:
+        sys.stderr.write("delete-revisions needs --exclude-commit SHA\n%s\n" % USAGE)
+        sys.exit(2)
+    if cmd == "get" and not files:
+        sys.stderr.write("get needs --file PATH\n%s\n" % USAGE)
+        sys.exit(2)
+    return cmd, repos, excluded, files, verbose, allow_incomplete
 
 
-CMD, ONLY_REPOS, VERBOSE, ALLOW_INCOMPLETE = parse_args(sys.argv[1:])
+CMD, ONLY_REPOS, EXCLUDED_COMMITS, FILES, VERBOSE, ALLOW_INCOMPLETE = parse_args(sys.argv[1:])
 
 # Environment must be set before huggingface_hub is imported (constants are read at import).
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
@@ -79,14 +113,14 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 os.environ.setdefault("HF_HUB_DISABLE_SHARED_BLOBS", "1")
-if CMD in ("check-offline", "check-layout"):
+if CMD in ("check-offline", "check-layout", "scan", "delete-revisions"):
     os.environ["HF_HUB_OFFLINE"] = "1"
 
 CACHE = os.environ.get("HF_HUB_CACHE")
 if not CACHE:
     sys.stderr.write("HF_HUB_CACHE must be set\n")
     sys.exit(2)
-if CMD in ("populate", "download") and not os.environ.get("HF_ENDPOINT"):
+if CMD in ("populate", "download", "snapshot", "get") and not os.environ.get("HF_ENDPOINT"):
     sys.stderr.write("HF_ENDPOINT must be set (http://127.0.0.1:PORT of fake_hub.py)\n")
     sys.exit(2)
 
@@ -105,6 +139,34 @@ if ONLY_REPOS:
         sys.stderr.write("unknown repo(s): %s\n" % unknown)
         sys.exit(2)
     MANIFEST = {k: v for k, v in MANIFEST.items() if k in ONLY_REPOS}
+if EXCLUDED_COMMITS:
+    known = {sha for info in MANIFEST.values() for sha in info["commits"]}
+    unknown = [c for c in EXCLUDED_COMMITS if c not in known]
+    if unknown:
+        sys.stderr.write("unknown commit(s): %s\n" % unknown)
+        sys.exit(2)
+
+
+def _without_commits(info, excluded):
+    """A repo's manifest entry without some commits (None if nothing is left)."""
+    commits = {sha: c for sha, c in info["commits"].items() if sha not in excluded}
+    if not commits:
+        return None
+    out = dict(info)
+    out["commits"] = commits
+    out["revisions"] = {name: sha for name, sha in info["revisions"].items() if sha not in excluded}
+    out["commit_order"] = [sha for sha in info["commit_order"] if sha not in excluded]
+    out["blobs"] = {m["etag"]: m["size"] for c in commits.values() for m in c["files"].values()}
+    return out
+
+
+# The full (repo-filtered) fixture, and what the cache should hold without the excluded commits.
+FULL_MANIFEST = MANIFEST
+MANIFEST = {}
+for _repo_id, _info in FULL_MANIFEST.items():
+    _kept = _without_commits(_info, set(EXCLUDED_COMMITS))
+    if _kept is not None:
+        MANIFEST[_repo_id] = _kept
 
 # The client resolves the cache root itself (Path(cache_dir).resolve()), so accept either
 # spelling of the root, but never resolve the returned paths.
@@ -241,7 +303,7 @@ def do_populate():
         ra = repo_args(repo_id)
         revs = info["revisions"]
 
-        if repo_id == "acme/tiny-model":
+        if repo_id == "acme/tiny-model" and "v1" in revs:
             # A few single-file downloads first (refs written by hf_hub_download), in the order a
             # user might do them: old tag, then the default branch.
             sha_v1 = revs["v1"]
@@ -401,6 +463,59 @@ def check_safetensors_lib(path, what):
     return True
 
 
+def check_scan():
+    """scan_cache_dir(HF_HUB_CACHE): no warnings, and the fixture's repos/revisions/refs/nb_files.
+
+    Returns the HFCacheInfo (or None if the scan raised)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cache_info = step("scan_cache_dir", scan_cache_dir, CACHE)
+    for w in caught:
+        fail("scan_cache_dir emitted warning: %s" % (w.message,))
+    if cache_info is not None:
+        for w in cache_info.warnings:
+            if "CACHEDIR.TAG" in str(w):
+                # 0.36 predates CACHEDIR.TAG (written by 1.x/2.x) and reports it as a bad repo
+                # folder: a property of mixing client versions, not of the cache.
+                log("ignored scan_cache_dir warning: %s" % (w,))
+                continue
+            fail("scan_cache_dir warning: %s" % (w,))
+        incomplete = getattr(cache_info, "incomplete_files", None)
+        if incomplete and not ALLOW_INCOMPLETE:
+            fail("scan_cache_dir reports incomplete files: %s" % sorted(str(getattr(x, "file_path", x)) for x in incomplete))
+        by_id = {(r.repo_type, r.repo_id): r for r in cache_info.repos}
+        for repo_id, info in MANIFEST.items():
+            r = by_id.get((info["type"], repo_id))
+            if not check(r is not None, "scan_cache_dir: %s %s not listed (found %s)" % (info["type"], repo_id, sorted(by_id))):
+                continue
+            revs = {rv.commit_hash: rv for rv in r.revisions}
+            check(set(revs) == set(info["commits"]),
+                  "scan_cache_dir %s: revisions %s, expected %s" % (repo_id, sorted(revs), sorted(info["commits"])))
+            for sha, c in info["commits"].items():
+                rv = revs.get(sha)
+                if rv is None:
+                    continue
+                exp_refs = {name for name, s in info["revisions"].items() if s == sha}
+                check(set(rv.refs) == exp_refs,
+                      "scan_cache_dir %s@%s: refs %s, expected %s" % (repo_id, sha[:8], sorted(rv.refs), sorted(exp_refs)))
+                check(rv.nb_files == len(c["files"]),
+                      "scan_cache_dir %s@%s: nb_files %d, expected %d" % (repo_id, sha[:8], rv.nb_files, len(c["files"])))
+                exp_size = sum({m["etag"]: m["size"] for m in c["files"].values()}.values())
+                # Symlinked cache: distinct blobs; regular files: one per snapshot entry.
+                alt_size = sum(m["size"] for m in c["files"].values())
+                check(rv.size_on_disk in (exp_size, alt_size),
+                      "scan_cache_dir %s@%s: size_on_disk %d, expected %d" % (repo_id, sha[:8], rv.size_on_disk, exp_size))
+            # Repo-level nb_files counts distinct blob paths: equal to the number of distinct blobs
+            # when snapshot entries are symlinks, to the number of snapshot entries otherwise.
+            nblobs = len(info["blobs"])
+            nentries = sum(len(c["files"]) for c in info["commits"].values())
+            check(r.nb_files in (nblobs, nentries),
+                  "scan_cache_dir %s: nb_files %d, expected %d (blobs) or %d (entries)" % (repo_id, r.nb_files, nblobs, nentries))
+            log("scan_cache_dir %s: nb_files=%d (blobs %d, entries %d) size_on_disk=%d" % (
+                repo_id, r.nb_files, nblobs, nentries, r.size_on_disk))
+    return cache_info
+
+
 def do_check_offline():
     from huggingface_hub import constants
 
@@ -454,54 +569,7 @@ def do_check_offline():
             used_lib = bool(step("safetensors " + what, check_safetensors_lib, p, what)) or used_lib
     log("safetensors library used: %s" % used_lib)
 
-    # scan_cache_dir
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        cache_info = step("scan_cache_dir", scan_cache_dir, CACHE)
-    for w in caught:
-        fail("scan_cache_dir emitted warning: %s" % (w.message,))
-    if cache_info is not None:
-        for w in cache_info.warnings:
-            if "CACHEDIR.TAG" in str(w):
-                # 0.36 predates CACHEDIR.TAG (written by 1.x/2.x) and reports it as a bad repo
-                # folder: a property of mixing client versions, not of the cache.
-                log("ignored scan_cache_dir warning: %s" % (w,))
-                continue
-            fail("scan_cache_dir warning: %s" % (w,))
-        incomplete = getattr(cache_info, "incomplete_files", None)
-        if incomplete and not ALLOW_INCOMPLETE:
-            fail("scan_cache_dir reports incomplete files: %s" % sorted(str(getattr(x, "file_path", x)) for x in incomplete))
-        by_id = {(r.repo_type, r.repo_id): r for r in cache_info.repos}
-        for repo_id, info in MANIFEST.items():
-            r = by_id.get((info["type"], repo_id))
-            if not check(r is not None, "scan_cache_dir: %s %s not listed (found %s)" % (info["type"], repo_id, sorted(by_id))):
-                continue
-            revs = {rv.commit_hash: rv for rv in r.revisions}
-            check(set(revs) == set(info["commits"]),
-                  "scan_cache_dir %s: revisions %s, expected %s" % (repo_id, sorted(revs), sorted(info["commits"])))
-            for sha, c in info["commits"].items():
-                rv = revs.get(sha)
-                if rv is None:
-                    continue
-                exp_refs = {name for name, s in info["revisions"].items() if s == sha}
-                check(set(rv.refs) == exp_refs,
-                      "scan_cache_dir %s@%s: refs %s, expected %s" % (repo_id, sha[:8], sorted(rv.refs), sorted(exp_refs)))
-                check(rv.nb_files == len(c["files"]),
-                      "scan_cache_dir %s@%s: nb_files %d, expected %d" % (repo_id, sha[:8], rv.nb_files, len(c["files"])))
-                exp_size = sum({m["etag"]: m["size"] for m in c["files"].values()}.values())
-                # Symlinked cache: distinct blobs; regular files: one per snapshot entry.
-                alt_size = sum(m["size"] for m in c["files"].values())
-                check(rv.size_on_disk in (exp_size, alt_size),
-                      "scan_cache_dir %s@%s: size_on_disk %d, expected %d" % (repo_id, sha[:8], rv.size_on_disk, exp_size))
-            # Repo-level nb_files counts distinct blob paths: equal to the number of distinct blobs
-            # when snapshot entries are symlinks, to the number of snapshot entries otherwise.
-            nblobs = len(info["blobs"])
-            nentries = sum(len(c["files"]) for c in info["commits"].values())
-            check(r.nb_files in (nblobs, nentries),
-                  "scan_cache_dir %s: nb_files %d, expected %d (blobs) or %d (entries)" % (repo_id, r.nb_files, nblobs, nentries))
-            log("scan_cache_dir %s: nb_files=%d (blobs %d, entries %d) size_on_disk=%d" % (
-                repo_id, r.nb_files, nblobs, nentries, r.size_on_disk))
-
+    check_scan()
     check_cache_layout()
 
 
@@ -533,6 +601,135 @@ def do_check_layout():
     check_cache_layout()
 
 
+# --------------------------------------------------------------------------------------------
+# snapshot / get (downloads only: safe to run from several processes at once)
+# --------------------------------------------------------------------------------------------
+
+
+def do_snapshot():
+    """snapshot_download of every revision name of each repo (main first)."""
+    for repo_id, info in MANIFEST.items():
+        revs = info["revisions"]
+        for rev in sorted(revs, key=lambda r: (r != "main", r)):
+            d = step("snapshot_download %s@%s" % (repo_id, rev), snapshot_download, revision=rev,
+                     **repo_args(repo_id))
+            if d is not None:
+                verify_snapshot_dir(d, repo_id, revs[rev], "snapshot_download %s@%s" % (repo_id, rev))
+
+
+def do_get():
+    """hf_hub_download of each --file at `main`."""
+    for repo_id, info in MANIFEST.items():
+        sha = info["revisions"]["main"]
+        for filename in FILES:
+            if not check(filename in info["commits"][sha]["files"], "%s has no file %r" % (repo_id, filename)):
+                continue
+            t0 = time.monotonic()
+            p = step("hf_hub_download %s %s" % (repo_id, filename), hf_hub_download, filename=filename,
+                     **repo_args(repo_id))
+            if p is not None:
+                verify_file(p, repo_id, sha, filename, "hf_hub_download %s" % filename)
+            log("hf_hub_download %s %s took %.2fs" % (repo_id, filename, time.monotonic() - t0))
+
+
+# --------------------------------------------------------------------------------------------
+# scan / delete-revisions
+# --------------------------------------------------------------------------------------------
+
+
+def _rel(path):
+    """A path returned by the cache manager, relative to the cache root (either spelling)."""
+    path = str(path)
+    for root in ROOTS:
+        if path == root:
+            return "."
+        if path.startswith(root + os.sep):
+            return path[len(root) + 1 :]
+    return path
+
+
+def scan_report(cache_info):
+    """A JSON-able summary of an HFCacheInfo."""
+    incomplete = getattr(cache_info, "incomplete_files", None) or []
+    return {
+        "version": HUB_VERSION,
+        "size_on_disk": cache_info.size_on_disk,
+        "warnings": [str(w) for w in cache_info.warnings],
+        "incomplete": sorted([_rel(getattr(x, "file_path", x)), getattr(x, "size_on_disk", None)] for x in incomplete),
+        "repos": [
+            {
+                "repo_id": r.repo_id,
+                "repo_type": r.repo_type,
+                "nb_files": r.nb_files,
+                "size_on_disk": r.size_on_disk,
+                "revisions": [
+                    {
+                        "commit_hash": rv.commit_hash,
+                        "refs": sorted(rv.refs),
+                        "nb_files": rv.nb_files,
+                        "size_on_disk": rv.size_on_disk,
+                    }
+                    for rv in sorted(r.revisions, key=lambda rv: rv.commit_hash)
+                ],
+            }
+            for r in sorted(cache_info.repos, key=lambda r: (r.repo_type, r.repo_id))
+        ],
+    }
+
+
+def do_scan():
+    cache_info = check_scan()
+    if cache_info is not None:
+        print("SCAN " + json.dumps(scan_report(cache_info), sort_keys=True))
+        sys.stdout.flush()
+
+
+def do_delete_revisions():
+    cache_info = step("scan_cache_dir", scan_cache_dir, CACHE)
+    if cache_info is None:
+        return
+    strategy = step("delete_revisions", cache_info.delete_revisions, *EXCLUDED_COMMITS)
+    if strategy is None:
+        return
+    report = {
+        "expected_freed_size": strategy.expected_freed_size,
+        "blobs": sorted(_rel(p) for p in strategy.blobs),
+        "refs": sorted(_rel(p) for p in strategy.refs),
+        "repos": sorted(_rel(p) for p in strategy.repos),
+        "snapshots": sorted(_rel(p) for p in strategy.snapshots),
+    }
+    print("STRATEGY " + json.dumps(report, sort_keys=True))
+    sys.stdout.flush()
+    t0 = time.monotonic()
+    nfail = len(FAILURES)
+    step("execute", strategy.execute)
+    if len(FAILURES) > nfail:
+        return
+    log("execute took %.2fs" % (time.monotonic() - t0))
+    # The deleted revisions are gone ...
+    for repo_id, info in FULL_MANIFEST.items():
+        base = os.path.join(CACHE, info["folder"])
+        for sha in EXCLUDED_COMMITS:
+            if sha not in info["commits"]:
+                continue
+            snap = os.path.join(base, "snapshots", sha)
+            check(not os.path.exists(snap), "%s: snapshot %s still exists after delete" % (repo_id, sha[:8]))
+            for name, s in info["revisions"].items():
+                if s == sha:
+                    ref = os.path.join(base, "refs", *name.split("/"))
+                    check(not os.path.exists(ref), "%s: ref %s still exists after delete" % (repo_id, name))
+        if repo_id not in MANIFEST:
+            check(not os.path.exists(base), "%s: repo folder still exists after deleting every revision" % repo_id)
+    # ... and every remaining revision still reads with the right bytes.
+    for repo_id, info in MANIFEST.items():
+        if not any(sha in FULL_MANIFEST[repo_id]["commits"] for sha in EXCLUDED_COMMITS):
+            continue
+        for sha, c in info["commits"].items():
+            for filename in sorted(c["files"]):
+                p = os.path.join(CACHE, info["folder"], "snapshots", sha, *filename.split("/"))
+                verify_file(p, repo_id, sha, filename, "after delete: %s@%s" % (repo_id, sha[:8]))
+
+
 def main():
     log("huggingface_hub %s, HF_HUB_CACHE=%s, HF_ENDPOINT=%s" % (HUB_VERSION, CACHE, os.environ.get("HF_ENDPOINT")))
     t0 = time.monotonic()
@@ -544,6 +741,14 @@ def main():
         do_check_offline()
     elif CMD == "check-layout":
         do_check_layout()
+    elif CMD == "snapshot":
+        do_snapshot()
+    elif CMD == "get":
+        do_get()
+    elif CMD == "scan":
+        do_scan()
+    elif CMD == "delete-revisions":
+        do_delete_revisions()
     dt = time.monotonic() - t0
     if FAILURES:
         sys.stderr.write("%d check(s) failed in %s (huggingface_hub %s, %.2fs)\n" % (len(FAILURES), CMD, HUB_VERSION, dt))
