@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, unit tests, integration tests over real FUSE mounts, and
-# real-client tests with the pinned huggingface_hub venvs against the fake Hub on 127.0.0.1.
-# Needs root (mounts) and /dev/fuse. Installs what it needs first.
+# The whole test suite: lint, the Windows build and its unit tests under wine, unit tests,
+# integration tests over real FUSE mounts, and real-client tests (huggingface_hub venvs and the
+# hf-hub crate) against the fake Hub on 127.0.0.1. Needs root (mounts) and /dev/fuse.
+# Installs what it needs first. HFCACHEFS_SKIP_WINDOWS=1 skips the (slow, first run ~2 GB)
+# Windows check for quick local runs; CI always runs it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh
@@ -10,6 +12,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+if [ "${HFCACHEFS_SKIP_WINDOWS:-0}" != 1 ]; then
+    echo "== Windows build and unit tests (x86_64-pc-windows-gnu, wine)"
+    scripts/windows-check.sh
+fi
 echo "== cargo test"
-# --all-targets: unit tests of the library and binary, then every integration test.
+# --all-targets: unit tests of the library and binary, then every integration test; the last
+# lines are cargo's own summaries.
 exec cargo test --all-targets
