@@ -47,6 +47,20 @@ impl FuseFs {
         }
     }
 
+    fn answer_entry(&self, reply: ReplyEntry, res: Result<Entry, FsError>) {
+        match res {
+            Ok(e) => reply_entry(reply, &e),
+            Err(e) => reply.error(self.fail(e)),
+        }
+    }
+
+    fn answer_ok(&self, reply: ReplyEmpty, res: Result<(), FsError>) {
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(self.fail(e)),
+        }
+    }
+
     fn fail(&self, e: FsError) -> Errno {
         fail(&self.stats, e)
     }
@@ -302,10 +316,7 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.count();
-        match self.view.lookup(parent.0, name) {
-            Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(self.fail(e)),
-        }
+        self.answer_entry(reply, self.view.lookup(parent.0, name));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -378,10 +389,10 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         self.count();
-        match self.view.mknod(parent.0, name, mode, umask, caller(req)) {
-            Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(self.fail(e)),
-        }
+        self.answer_entry(
+            reply,
+            self.view.mknod(parent.0, name, mode, umask, caller(req)),
+        );
     }
 
     fn mkdir(
@@ -394,26 +405,20 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         self.count();
-        match self.view.mkdir(parent.0, name, mode, umask, caller(req)) {
-            Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(self.fail(e)),
-        }
+        self.answer_entry(
+            reply,
+            self.view.mkdir(parent.0, name, mode, umask, caller(req)),
+        );
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.count();
-        match self.view.unlink(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(e)),
-        }
+        self.answer_ok(reply, self.view.unlink(parent.0, name));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         self.count();
-        match self.view.rmdir(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(e)),
-        }
+        self.answer_ok(reply, self.view.rmdir(parent.0, name));
     }
 
     fn symlink(
@@ -425,10 +430,10 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         self.count();
-        match self.view.symlink(parent.0, link_name, target, caller(req)) {
-            Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(self.fail(e)),
-        }
+        self.answer_entry(
+            reply,
+            self.view.symlink(parent.0, link_name, target, caller(req)),
+        );
     }
 
     fn rename(
@@ -442,13 +447,10 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         self.count();
-        match self
+        let res = self
             .view
-            .rename(parent.0, name, newparent.0, newname, flags.bits())
-        {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(e)),
-        }
+            .rename(parent.0, name, newparent.0, newname, flags.bits());
+        self.answer_ok(reply, res);
     }
 
     fn link(
@@ -460,10 +462,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         self.count();
-        match self.view.link(ino.0, newparent.0, newname) {
-            Ok(e) => reply_entry(reply, &e),
-            Err(e) => reply.error(self.fail(e)),
-        }
+        self.answer_entry(reply, self.view.link(ino.0, newparent.0, newname));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -555,10 +554,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         self.count();
-        match self.view.fsync(fh.0, datasync) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(e)),
-        }
+        self.answer_ok(reply, self.view.fsync(fh.0, datasync));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -728,10 +724,7 @@ impl Filesystem for FuseFs {
             Err(e) => return reply.error(e),
         };
         if !sleep {
-            return match self.view.setlk(ino.0, lock_owner.0, spec, false) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(self.fail(e)),
-            };
+            return self.answer_ok(reply, self.view.setlk(ino.0, lock_owner.0, spec, false));
         }
         // A waiting lock must not hold a worker thread: wait on a thread of its own.
         let view = self.view.clone();
@@ -775,10 +768,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         self.count();
-        match self.view.fallocate(fh.0, offset, length, mode) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(e)),
-        }
+        self.answer_ok(reply, self.view.fallocate(fh.0, offset, length, mode));
     }
 
     fn lseek(

@@ -137,22 +137,7 @@ impl CacheView {
 
     /// Re-points the link at `link` to `target`, atomically (temporary link + rename).
     pub(super) fn repoint(&self, link: &StorePath, target: &StorePath) -> FsResult<()> {
-        let text = target.relative_from(&link.parent());
-        let tmp_name = format!(
-            ".hfcachefs-link-{}-{}",
-            std::process::id(),
-            super::write::unique()
-        );
-        let tmp = link
-            .parent()
-            .join(OsStr::from_bytes(tmp_name.as_bytes()))
-            .ok_or(crate::error::FsError::Invalid)?;
-        self.store.symlink(&text, &tmp)?;
-        if let Err(e) = self.store.rename(&tmp, link, 0) {
-            let _ = self.store.unlink(&tmp);
-            return Err(e.into());
-        }
-        Ok(())
+        self.place_link(&target.relative_from(&link.parent()), link, 0)
     }
 
     /// Unlinks the real file `path`, first moving it onto a referrer if links still reach it.
@@ -183,15 +168,7 @@ impl CacheView {
     /// Replaces the link at `link` with a hard link to the real file `target` (a copy where
     /// the store refuses hard links), atomically.
     fn replace_with_hard_link(&self, link: &StorePath, target: &StorePath) -> FsResult<()> {
-        let tmp_name = format!(
-            ".hfcachefs-keep-{}-{}",
-            std::process::id(),
-            super::write::unique()
-        );
-        let tmp = link
-            .parent()
-            .join(OsStr::from_bytes(tmp_name.as_bytes()))
-            .ok_or(crate::error::FsError::Invalid)?;
+        let tmp = super::write::temp_sibling(link, "keep")?;
         if let Err(e) = self.store.link(target, &tmp) {
             log::info!("hard link {target} -> {tmp} refused ({e}); copying");
             self.copy_file(target, &tmp)?;

@@ -396,18 +396,20 @@ impl CacheView {
         if text.first() == Some(&b'/') {
             return Ok(self.store.rename(from, to, flags)?);
         }
-        let new_text = hop.relative_from(&to.parent());
-        let tmp_name = format!(".hfcachefs-link-{}-{}", std::process::id(), unique());
-        let tmp = to
-            .parent()
-            .join(OsStr::new(&tmp_name))
-            .ok_or(FsError::Invalid)?;
-        self.store.symlink(&new_text, &tmp)?;
-        if let Err(e) = self.store.rename(&tmp, to, flags) {
+        self.place_link(&hop.relative_from(&to.parent()), to, flags)?;
+        self.store.unlink(from)?;
+        Ok(())
+    }
+
+    /// Makes a link with `text` at `at`: under a temporary name first, then renamed into
+    /// place with `rename` `flags` (atomic for readers of `at`).
+    pub(super) fn place_link(&self, text: &Path, at: &StorePath, flags: u32) -> FsResult<()> {
+        let tmp = temp_sibling(at, "link")?;
+        self.store.symlink(text, &tmp)?;
+        if let Err(e) = self.store.rename(&tmp, at, flags) {
             let _ = self.store.unlink(&tmp);
             return Err(e.into());
         }
-        self.store.unlink(from)?;
         Ok(())
     }
 
@@ -498,6 +500,12 @@ fn timespec(t: Option<TimeSet>) -> Timespec {
             }
         },
     }
+}
+
+/// A fresh temporary name in the directory of `p` (`.hfcachefs-<tag>-<pid>-<n>`).
+pub(super) fn temp_sibling(p: &StorePath, tag: &str) -> FsResult<StorePath> {
+    let name = format!(".hfcachefs-{tag}-{}-{}", std::process::id(), unique());
+    p.parent().join(OsStr::new(&name)).ok_or(FsError::Invalid)
 }
 
 /// A process-unique number for temporary names.
