@@ -234,7 +234,9 @@ impl Store {
                 ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
             match rustix::fs::openat2(&self.root, p.as_rel(), flags, mode, how) {
                 Err(rustix::io::Errno::NOSYS) => self.has_openat2.store(false, Ordering::Relaxed),
-                Err(rustix::io::Errno::AGAIN) => {} // rename race: take the slow path
+                // A rename race, or a path longer than PATH_MAX (each component is still
+                // fine): take the component-by-component path.
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::NAMETOOLONG) => {}
                 other => return Ok(other?),
             }
         }

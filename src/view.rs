@@ -258,7 +258,14 @@ impl CacheView {
         if let Key::Detached(_) = node.key {
             return Err(FsError::Stale);
         }
-        let (_, meta) = self.locate(ino, &node)?;
+        let meta = match self.locate(ino, &node) {
+            Ok((_, meta)) => meta,
+            // No name left, but the file is still open (`fstat` after `unlink`): ask it.
+            Err(e) => match self.handles.any_for(ino) {
+                Some(h) => Meta::of_fd(&h.file)?,
+                None => return Err(e),
+            },
+        };
         Ok((self.attr(ino, &meta), self.attr_ttl(&meta, node.immutable)))
     }
 

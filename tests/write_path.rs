@@ -606,3 +606,21 @@ fn moving_a_linked_blob_to_another_repo_copies_instead() {
         content(1, 300)
     );
 }
+
+#[test]
+fn fstat_of_an_unlinked_open_file_works() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "attr_timeout=0,entry_timeout=0");
+    let p = m.path("gone-but-open");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&p)
+        .unwrap();
+    f.write_all(b"still here").unwrap();
+    fs::remove_file(&p).unwrap();
+    let md = f.metadata().unwrap();
+    assert_eq!(md.nlink(), 0);
+    assert_eq!(md.len(), 10);
+}

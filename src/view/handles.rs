@@ -72,6 +72,12 @@ impl Handles {
         fh
     }
 
+    /// Some open handle of `ino`, if any (its file outlives every name).
+    pub(super) fn any_for(&self, ino: Ino) -> Option<Arc<FileHandle>> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        files.values().find(|h| h.ino == ino).cloned()
+    }
+
     pub(super) fn file(&self, fh: u64) -> Option<Arc<FileHandle>> {
         self.files
             .read()
