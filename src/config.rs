@@ -26,8 +26,10 @@ pub struct MountConfig {
     pub fsname: Option<String>,
     /// FUSE worker threads.
     pub threads: usize,
-    /// Use kernel passthrough for reads of immutable blobs when the kernel allows it.
-    pub passthrough: bool,
+    /// Kernel passthrough of file I/O: `Some` if asked for explicitly, `None` to decide by the
+    /// store (on by default, off for stores on another FUSE file system such as sshfs, where
+    /// it doubles the round trips and loses the page cache).
+    pub passthrough: Option<bool>,
 }
 
 impl Default for MountConfig {
@@ -40,7 +42,7 @@ impl Default for MountConfig {
             kernel_flags: Vec::new(),
             fsname: None,
             threads: 4,
-            passthrough: true,
+            passthrough: None,
         }
     }
 }
@@ -110,8 +112,8 @@ impl MountConfig {
                         }
                         self.threads = n as usize;
                     }
-                    ("passthrough", None) => self.passthrough = true,
-                    ("nopassthrough", None) => self.passthrough = false,
+                    ("passthrough", None) => self.passthrough = Some(true),
+                    ("nopassthrough", None) => self.passthrough = Some(false),
                     (
                         "dev" | "nodev" | "suid" | "nosuid" | "exec" | "noexec" | "atime"
                         | "noatime" | "sync" | "async" | "dirsync",

@@ -31,7 +31,7 @@ pub struct FuseFs {
     /// Kernel passthrough for reads of immutable blobs: wanted, and still believed to work.
     passthrough: AtomicBool,
     /// How each open inode is served (see [`IoModes`]).
-    io: Mutex<IoModes<BackingId>>,
+    io: Mutex<IoModes<Backing>>,
     stats: Arc<Stats>,
 }
 
@@ -101,7 +101,16 @@ impl FuseFs {
                 None => reply.open_backing(&file.file),
             };
             match res {
-                Ok(id) => Some((id, rw.is_some() || file.writable)),
+                Ok(id) => {
+                    let writable = rw.is_some() || file.writable;
+                    // Kept so `flush` can push passthrough writes to the store at close.
+                    let keep = if writable {
+                        rw.or_else(|| file.file.try_clone().ok())
+                    } else {
+                        None
+                    };
+                    Some((Backing { id, file: keep }, writable))
+                }
                 Err(e) => {
                     self.no_passthrough(&e.to_string());
                     None
@@ -109,7 +118,7 @@ impl FuseFs {
             }
         });
         match grant {
-            Grant::Passthrough(id) => {
+            Grant::Passthrough(Backing { id, .. }) => {
                 Stats::bump(&self.stats.passthrough_opens, 1);
                 // FOPEN_KEEP_CACHE must not be combined with passthrough.
                 reply.passthrough(o.fh, id);
@@ -137,6 +146,13 @@ impl FuseFs {
             .unwrap_or_else(|e| e.into_inner())
             .release(fh);
     }
+}
+
+/// A registered backing file: its kernel id and, for writable ones, the file (for `flush`).
+#[derive(Debug)]
+struct Backing {
+    id: BackingId,
+    file: Option<std::fs::File>,
 }
 
 /// The reply of an `open` or a `create`, so both go through [`FuseFs::reply_open`].
@@ -521,12 +537,23 @@ impl Filesystem for FuseFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
         self.count();
-        reply.ok();
+        // Writes through passthrough went to the backing file, others to the handle's.
+        let backing = {
+            let io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+            io.backing_for(fh.0)
+                .and_then(|b| b.file.as_ref())
+                .map(crate::view::close_dup)
+        };
+        let res = match backing {
+            Some(Err(e)) => Err(FsError::Store(e)),
+            _ => self.view.flush(fh.0),
+        };
+        self.answer_ok(reply, res);
     }
 
     fn release(

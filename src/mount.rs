@@ -160,6 +160,15 @@ impl Mounted {
 /// Opens the store and mounts the view at `mountpoint` (already checked by [`preflight`]).
 pub fn mount(source: &Path, mountpoint: &Path, cfg: &MountConfig) -> Result<Mounted, MountError> {
     let store = Store::open_root(source)?;
+    let passthrough = cfg.passthrough.unwrap_or_else(|| {
+        let on_fuse = store.is_on_fuse();
+        if on_fuse {
+            log::info!(
+                "the store is on a FUSE file system: passthrough off (-o passthrough forces it)"
+            );
+        }
+        !on_fuse
+    });
     let mut view_cfg = cfg.view.clone();
     view_cfg.mountpoint = Some(mountpoint.to_path_buf());
     let view = Arc::new(CacheView::new(store, view_cfg));
@@ -197,7 +206,7 @@ pub fn mount(source: &Path, mountpoint: &Path, cfg: &MountConfig) -> Result<Moun
     fcfg.n_threads = Some(cfg.threads.max(1));
     fcfg.clone_fd = cfg!(target_os = "linux") && cfg.threads > 1;
     let session = fuser::Session::new(
-        FuseFs::new(view.clone(), cfg.passthrough, stats.clone()),
+        FuseFs::new(view.clone(), passthrough, stats.clone()),
         mountpoint,
         &fcfg,
     )

@@ -95,7 +95,8 @@ fn euid() -> (bool, u32) {
 /// Writes the status file every second until dropped; removes it then.
 pub struct StatusWriter {
     path: PathBuf,
-    stop: Arc<AtomicBool>,
+    /// Dropping it wakes the writer thread at once.
+    stop: Option<crossbeam_channel::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -105,20 +106,21 @@ impl StatusWriter {
         let dir = state_dir();
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{}.json", base.pid));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (p, s) = (path.clone(), stop.clone());
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let p = path.clone();
         write_status(&p, &snapshot(&base, &stats))?;
         let thread = std::thread::Builder::new()
             .name("status".into())
             .spawn(move || {
-                while !s.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(500));
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_millis(500))
+                {
                     let _ = write_status(&p, &snapshot(&base, &stats));
                 }
             })?;
         Ok(StatusWriter {
             path,
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -126,7 +128,7 @@ impl StatusWriter {
 
 impl Drop for StatusWriter {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

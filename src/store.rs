@@ -397,6 +397,19 @@ impl Store {
         )?)
     }
 
+    /// True if the store lies on a FUSE file system (sshfs, another hfcachefs, …).
+    pub fn is_on_fuse(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+            // `f_type`'s integer type differs between architectures.
+            #[allow(clippy::unnecessary_cast)]
+            rustix::fs::fstatfs(&self.root).is_ok_and(|s| s.f_type as i64 == FUSE_SUPER_MAGIC)
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     /// File system figures of the store.
     pub fn statfs(&self) -> io::Result<StoreStatfs> {
         let s = rustix::fs::fstatvfs(&self.root)?;

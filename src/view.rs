@@ -29,6 +29,8 @@ use std::time::Duration;
 pub use attr::{Attr, AttrKind, Entry, SetAttr, TimeSet};
 pub use dir::DirEntry;
 use handles::Handles;
+#[cfg(unix)]
+pub use handles::close_dup;
 pub use handles::{FileHandle, Opened};
 #[cfg(unix)]
 use locks::LockFds;

@@ -153,6 +153,14 @@ impl<B> IoModes<B> {
         }
     }
 
+    /// The backing a passthrough handle uses.
+    pub(crate) fn backing_for(&self, fh: u64) -> Option<&B> {
+        match self.handles.get(&fh) {
+            Some((ino, true)) => self.backing.get(ino).map(|b| &b.id),
+            _ => None,
+        }
+    }
+
     /// Drops the idle backing of an inode the kernel forgot.
     pub(crate) fn forget(&mut self, ino: u64) {
         self.idle.pop(&ino);

@@ -220,6 +220,20 @@ impl CacheView {
         Ok(())
     }
 
+    /// `close()` of a client descriptor: make what was written through this handle reach the
+    /// store now, and report the store's write-back error (NFS and other network stores write
+    /// back at close; `close(dup(fd))` asks them to without giving up the handle).
+    #[cfg(unix)]
+    pub fn flush(&self, fh: u64) -> FsResult<()> {
+        let Some(h) = self.handles.file(fh) else {
+            return Ok(());
+        };
+        if !h.writable {
+            return Ok(());
+        }
+        Ok(close_dup(&h.file)?)
+    }
+
     /// Closes a handle. `lock_owner` is given when the kernel asks to drop that owner's
     /// `flock` locks with it.
     pub fn release(&self, fh: u64, lock_owner: Option<u64>) {
@@ -269,5 +283,19 @@ impl CacheView {
     /// The store file behind an open handle (for adapters that hand it to the kernel).
     pub fn handle_file(&self, fh: u64) -> Option<Arc<FileHandle>> {
         self.handles.file(fh)
+    }
+}
+
+/// `close(dup(fd))`: flushes a network file system's dirty data for `f` and returns its error.
+#[cfg(unix)]
+pub fn close_dup(f: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let dup = rustix::io::dup(f)?.into_raw_fd();
+    // SAFETY: `dup` is a descriptor this function just created and owns; it is closed exactly
+    // once here, and nothing else uses it.
+    if unsafe { libc::close(dup) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
