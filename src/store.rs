@@ -25,9 +25,11 @@ use std::path::Path;
 use std::path::PathBuf;
 #[cfg(unix)]
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(unix)]
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 #[cfg(unix)]
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// Open flags of [`Store::open`]: rustix's on Unix, a look-alike on Windows.
 #[cfg(unix)]
@@ -165,7 +167,15 @@ pub struct Store {
     root: OwnedFd,
     aliases: Vec<PathBuf>,
     has_openat2: AtomicBool,
+    /// Directory descriptors reused by `lstat`/`readlink` for at most `dir_ttl` (lookups of
+    /// many names in one directory then cost one syscall each). Dropped on every rename and
+    /// rmdir made through the store; changes by others are picked up within `dir_ttl`.
+    dirs: Mutex<lru::LruCache<StorePath, (Arc<OwnedFd>, Instant)>>,
+    dir_ttl: Mutex<Duration>,
 }
+
+/// How many directory descriptors the lookup cache keeps.
+const DIR_CACHE: usize = 256;
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +222,10 @@ impl Store {
             root: file.into(),
             aliases,
             has_openat2: AtomicBool::new(cfg!(target_os = "linux")),
+            dirs: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(DIR_CACHE).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            dir_ttl: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -270,12 +284,48 @@ impl Store {
         Ok((self.dir_fd(&p.parent())?, name))
     }
 
+    /// How long `lstat`/`readlink` may reuse a directory descriptor (zero: never).
+    pub fn set_dir_cache_ttl(&self, ttl: Duration) {
+        *self.dir_ttl.lock().unwrap_or_else(|e| e.into_inner()) = ttl;
+    }
+
+    /// Forgets every cached directory descriptor (after a rename or rmdir).
+    fn forget_dirs(&self) {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Like [`Store::parent_and_name`], from the lookup cache when fresh enough.
+    fn lookup_parent<'p>(&self, p: &'p StorePath) -> io::Result<(Arc<OwnedFd>, &'p OsStr)> {
+        let name = p
+            .file_name()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBUSY))?;
+        let ttl = *self.dir_ttl.lock().unwrap_or_else(|e| e.into_inner());
+        let parent = p.parent();
+        if ttl.is_zero() {
+            return Ok((Arc::new(self.dir_fd(&parent)?), name));
+        }
+        {
+            let mut dirs = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((fd, at)) = dirs.get(&parent)
+                && at.elapsed() < ttl
+            {
+                return Ok((fd.clone(), name));
+            }
+        }
+        let fd = Arc::new(self.dir_fd(&parent)?);
+        self.dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(parent, (fd.clone(), Instant::now()));
+        Ok((fd, name))
+    }
+
     /// `lstat` of `p`.
     pub fn lstat(&self, p: &StorePath) -> io::Result<Meta> {
         if p.is_root() {
             return Meta::of_fd(&self.root);
         }
-        let (dir, name) = self.parent_and_name(p)?;
+        let (dir, name) = self.lookup_parent(p)?;
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
         Ok(Meta::from_stat(&st))
     }
@@ -283,7 +333,7 @@ impl Store {
     /// The raw text of the link at `p`: a symlink's text, or the target of an XSym file
     /// ([`crate::links::xsym`]); `EINVAL` for anything else.
     pub fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
-        let (dir, name) = self.parent_and_name(p)?;
+        let (dir, name) = self.lookup_parent(p)?;
         match rustix::fs::readlinkat(&dir, name, Vec::new()) {
             Ok(text) => Ok(text.into_bytes()),
             Err(rustix::io::Errno::INVAL) => {
@@ -355,12 +405,14 @@ impl Store {
 
     /// Removes an empty directory.
     pub fn rmdir(&self, p: &StorePath) -> io::Result<()> {
+        self.forget_dirs();
         let (dir, name) = self.parent_and_name(p)?;
         Ok(rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR)?)
     }
 
     /// Renames `from` to `to`; `flags` are `renameat2` flags (`RENAME_NOREPLACE`, …).
     pub fn rename(&self, from: &StorePath, to: &StorePath, flags: u32) -> io::Result<()> {
+        self.forget_dirs();
         let (fdir, fname) = self.parent_and_name(from)?;
         let (tdir, tname) = self.parent_and_name(to)?;
         if flags == 0 {

@@ -116,6 +116,8 @@ struct Shown {
 impl CacheView {
     /// A view of `store`.
     pub fn new(store: Store, config: ViewConfig) -> Self {
+        #[cfg(unix)]
+        store.set_dir_cache_ttl(config.entry_ttl.min(config.attr_ttl));
         CacheView {
             store,
             config,

@@ -166,10 +166,28 @@ impl CacheView {
                 "blobs are immutable through the view; replace the name instead",
             ));
         }
-        let (real, _) = self.locate(ino, &node)?;
-        let fd = self.store.open(&real, store_flags(flags), 0)?;
-        let meta = Meta::of_fd(&fd)?;
-        super::check_identity(&node, &meta)?;
+        // Read-only opens try the current path first (no separate lstat); writers — which may
+        // truncate — only ever open a path whose identity was checked first.
+        let fast = if write {
+            None
+        } else {
+            self.store
+                .open(&node.real, store_flags(flags), 0)
+                .ok()
+                .filter(|fd| {
+                    Meta::of_fd(fd).is_ok_and(|m| super::check_identity(&node, &m).is_ok())
+                })
+        };
+        let fd = match fast {
+            Some(fd) => fd,
+            None => {
+                let (real, _) = self.locate(ino, &node)?;
+                let fd = self.store.open(&real, store_flags(flags), 0)?;
+                let meta = Meta::of_fd(&fd)?;
+                super::check_identity(&node, &meta)?;
+                fd
+            }
+        };
         let fh = self.handles.insert_file(FileHandle {
             ino,
             file: fd.into(),
