@@ -119,22 +119,10 @@ impl Smbd {
             port,
             conf,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            if let Some(Ok(Some(st))) = s.child.as_mut().map(Child::try_wait) {
-                s.child = None;
-                panic!("smbd exited {st}:\n{}", s.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "smbd not listening on 127.0.0.1:{port} after 20 s:\n{}",
-                s.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log_path = s.dir.path().join("smbd.log");
+        harness::wait_for_port("smbd", port, &mut s.child, || {
+            fs::read_to_string(&log_path).unwrap_or_default()
+        });
         s
     }
 

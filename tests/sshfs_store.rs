@@ -160,19 +160,10 @@ impl Sshd {
             dir,
             port,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(Ok(Some(st))) = s.child.as_mut().map(Child::try_wait) {
-                s.child = None;
-                panic!("sshd exited {st}:\n{}", s.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sshd not listening on 127.0.0.1:{port}:\n{}",
-                s.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log_path = s.dir.path().join("sshd.log");
+        harness::wait_for_port("sshd", port, &mut s.child, || {
+            fs::read_to_string(&log_path).unwrap_or_default()
+        });
         s
     }
 

@@ -411,3 +411,21 @@ pub fn hub_client(
     );
     (out.status.success(), text)
 }
+
+/// Waits until a daemon started as `child` listens on 127.0.0.1:`port`; panics with its log
+/// (read by `log`) if it exits or is not listening within 20 s.
+pub fn wait_for_port(what: &str, port: u16, child: &mut Option<Child>, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(Ok(Some(st))) = child.as_mut().map(Child::try_wait) {
+            *child = None;
+            panic!("{what} exited {st}:\n{}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} not listening on 127.0.0.1:{port} after 20 s:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
