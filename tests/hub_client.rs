@@ -74,24 +74,7 @@ fn download_through_rw_mount(venv: &str) {
         .tempdir()
         .unwrap();
     let m = Mount::new(store.path(), "");
-    let (ok, out) = hub_client(&py, &hub, &m.mp, "download", &[]);
-    assert!(
-        ok,
-        "download through the mount ({venv}): {out}\n{}",
-        m.log_text()
-    );
-    assert!(!out.contains("degraded"), "degraded-cache warning: {out}");
-    // The store looks as if a Linux client had written it directly.
-    let (ok, out) = hub_client(&py, &hub, store.path(), "check-layout", &[]);
-    assert!(ok, "store layout after {venv} download: {out}");
-    let (ok, out) = hub_client(
-        &py,
-        &hub,
-        &m.mp,
-        "check-offline",
-        &[("HF_HUB_OFFLINE", "1")],
-    );
-    assert!(ok, "offline reload through the mount ({venv}): {out}");
+    harness::download_round_trip(&py, &hub, store.path(), &m, venv);
     assert_store_links_and_view_files(store.path(), &m.mp);
 }
 

@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::{
-    C1, C2, FakeHub, Mount, REPO, Store, content, hub_client, sha1ish, sha256ish, venv_python, walk,
+    C1, C2, FakeHub, Mount, REPO, Store, content, sha1ish, sha256ish, venv_python, walk,
 };
 
 fn errno_of<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
@@ -606,31 +606,7 @@ fn huggingface_hub_downloads_through_the_mount_over_sshfs() {
         .unwrap();
     let ssh = SshStore::mount(store.path());
     let m = Mount::new(&ssh.mp, "");
-    let (ok, out) = hub_client(&py, &hub, &m.mp, "download", &[]);
-    assert!(
-        ok,
-        "download through the mount over sshfs: {out}\n{}",
-        m.log_text()
-    );
-    assert!(!out.contains("degraded"), "degraded-cache warning: {out}");
-    // The remote store looks as if a Linux client had written it directly.
-    let (ok, out) = hub_client(&py, &hub, store.path(), "check-layout", &[]);
-    assert!(ok, "store layout after the download: {out}");
-    let (ok, out) = hub_client(
-        &py,
-        &hub,
-        &m.mp,
-        "check-offline",
-        &[("HF_HUB_OFFLINE", "1")],
-    );
-    assert!(ok, "offline reload through the mount: {out}");
-    for p in walk(&m.mp) {
-        assert!(
-            !p.symlink_metadata().unwrap().is_symlink(),
-            "{}",
-            p.display()
-        );
-    }
+    harness::download_round_trip(&py, &hub, store.path(), &m, "over sshfs");
 }
 
 /// Close-to-open on a network store: when a client's `close()` of a file written through the

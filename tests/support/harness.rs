@@ -429,3 +429,39 @@ pub fn wait_for_port(what: &str, port: u16, child: &mut Option<Child>, log: impl
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The download round trip every real-client write test makes: `client.py download` through
+/// the mount `mp` (no degraded-cache warning), `check-layout` of the store directory `store`
+/// (as a Linux client writing directly would leave it), `check-offline` through the mount, and
+/// no symlink visible in the mount. `label` names the case in failure messages.
+pub fn download_round_trip(python: &Path, hub: &FakeHub, store: &Path, m: &Mount, label: &str) {
+    let (ok, out) = hub_client(python, hub, &m.mp, "download", &[]);
+    assert!(
+        ok,
+        "download through the mount ({label}): {out}\n{}",
+        m.log_text()
+    );
+    assert!(
+        !out.contains("degraded"),
+        "degraded-cache warning ({label}): {out}"
+    );
+    let (ok, out) = hub_client(python, hub, store, "check-layout", &[]);
+    assert!(ok, "store layout after the download ({label}): {out}");
+    let (ok, out) = hub_client(
+        python,
+        hub,
+        &m.mp,
+        "check-offline",
+        &[("HF_HUB_OFFLINE", "1")],
+    );
+    assert!(ok, "offline reload through the mount ({label}): {out}");
+    for p in walk(&m.mp) {
+        assert!(
+            !p.symlink_metadata()
+                .map(|md| md.is_symlink())
+                .unwrap_or(false),
+            "{}",
+            p.display()
+        );
+    }
+}
