@@ -287,6 +287,20 @@ pub fn human(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
 }
 
+/// Prints a report: JSON with `--json`, else the text `human` makes of it.
+pub fn emit<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    human: fn(&T) -> String,
+) -> Result<(), String> {
+    if json {
+        print_json(report)
+    } else {
+        print!("{}", human(report));
+        Ok(())
+    }
+}
+
 /// Prints a serializable report as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(report: &T) -> Result<(), String> {
     let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;

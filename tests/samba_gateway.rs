@@ -16,7 +16,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use harness::{C1, C2, Mount, REPO, Store, content, sha1ish, sha256ish, walk};
 
@@ -167,21 +166,7 @@ impl Drop for Smbd {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let pid = child.id() as i32;
-        // SAFETY: kill(2) on our own child's PID.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // SAFETY: kill(2) on the process group we created for smbd (its PID as the group ID;
-        // a group ID is not reused while any member lives).
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = child.kill();
-        let _ = child.wait();
+        harness::end_child(&mut child);
     }
 }
 

@@ -63,26 +63,6 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-/// Ends a child by PID: SIGTERM, a grace period, then SIGKILL of it and of the process group
-/// it leads (created at spawn), and reaps it.
-fn end_child(child: &mut Child) {
-    let pid = child.id() as i32;
-    // SAFETY: kill(2) on our own child's PID.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: kill(2) on the process group created for this child (its PID as group ID,
-    // which is not reused while a member lives).
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// sshd on 127.0.0.1:<free port> with a root key in a temporary directory.
 struct Sshd {
     child: Option<Child>,
@@ -179,7 +159,7 @@ impl Sshd {
 impl Drop for Sshd {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            end_child(&mut c);
+            harness::end_child(&mut c);
         }
     }
 }
@@ -292,7 +272,7 @@ impl Drop for SshStore {
             }
         }
         if let Some(mut c) = self.sshfs.take() {
-            end_child(&mut c);
+            harness::end_child(&mut c);
         }
     }
 }

@@ -52,11 +52,7 @@ fn run(args: DedupeArgs, default_store: PathBuf) -> Result<Outcome, String> {
     let threads = super::threads(args.jobs);
     let mut report = dedupe(&store, &ui, args.dry_run, args.min_age, threads)?;
     report.store = path.display().to_string();
-    if args.json {
-        super::print_json(&report)?;
-    } else {
-        print!("{}", text(&report));
-    }
+    super::emit(&report, args.json, text)?;
     Ok(Outcome::from(
         !report.problems.is_empty(),
         report.interrupted,

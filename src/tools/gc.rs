@@ -44,11 +44,7 @@ fn run(args: GcArgs, default_store: PathBuf) -> Result<Outcome, String> {
     let ui = Ui::new();
     let mut report = gc(&store, &ui, args.dry_run, args.min_age)?;
     report.store = path.display().to_string();
-    if args.json {
-        super::print_json(&report)?;
-    } else {
-        print!("{}", text(&report));
-    }
+    super::emit(&report, args.json, text)?;
     Ok(Outcome::from(
         !report.problems.is_empty(),
         report.interrupted,

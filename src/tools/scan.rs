@@ -41,11 +41,7 @@ fn run(args: ScanArgs, default_store: PathBuf) -> Result<Outcome, String> {
     let report = scan(&store, &ui, args.min_age, super::threads(args.jobs))?;
     let mut report = report;
     report.store = path.display().to_string();
-    if args.json {
-        super::print_json(&report)?;
-    } else {
-        print!("{}", table(&report));
-    }
+    super::emit(&report, args.json, table)?;
     let problems = report.total.broken_links > 0 || !report.errors.is_empty();
     Ok(Outcome::from(problems, report.interrupted))
 }

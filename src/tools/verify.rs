@@ -32,11 +32,7 @@ fn run(args: VerifyArgs, default_store: PathBuf) -> Result<Outcome, String> {
     let ui = Ui::new();
     let mut report = verify(&store, &ui, &args.repos, super::threads(args.jobs))?;
     report.store = path.display().to_string();
-    if args.json {
-        super::print_json(&report)?;
-    } else {
-        print!("{}", text(&report));
-    }
+    super::emit(&report, args.json, text)?;
     let problems = !report.mismatches.is_empty() || !report.errors.is_empty();
     Ok(Outcome::from(problems, report.interrupted))
 }

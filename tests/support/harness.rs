@@ -465,3 +465,23 @@ pub fn download_round_trip(python: &Path, hub: &FakeHub, store: &Path, m: &Mount
         );
     }
 }
+
+/// Ends a child by PID: SIGTERM, a grace period, then SIGKILL of it and of the process group
+/// it leads (created at spawn), and reaps it.
+pub fn end_child(child: &mut Child) {
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the process group created for this child (its PID as group ID,
+    // which is not reused while a member lives).
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let _ = child.kill();
+    let _ = child.wait();
+}
