@@ -621,6 +621,8 @@ pub struct Store {
     path: PathBuf,
     /// The root as Windows paths (as given, and its final path), for absolute link texts.
     roots: Vec<Vec<u8>>,
+    /// Whether XSym files are links (see [`Store::xsym_links`]).
+    xsym: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -657,7 +659,18 @@ impl Store {
             root: file.into(),
             path: abs,
             roots,
+            xsym: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Treat XSym files outside `blobs/` as links (the `xsym` mount option).
+    pub fn set_xsym(&self, on: bool) {
+        self.xsym.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True if an XSym file at `p` is a link: only with the `xsym` option, never in `blobs/`.
+    pub fn xsym_links(&self, p: &StorePath) -> bool {
+        self.xsym.load(std::sync::atomic::Ordering::Relaxed) && !p.in_blobs()
     }
 
     /// Absolute paths under which the store root is known: none on Windows (absolute link
@@ -794,7 +807,10 @@ impl Store {
         let info = by_handle(&h)?;
         if info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT == 0 {
             let size = u64::from(info.nFileSizeHigh) << 32 | u64::from(info.nFileSizeLow);
-            if info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY == 0 && xsym::may_be_xsym(size) {
+            if info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY == 0
+                && xsym::may_be_xsym(size)
+                && self.xsym_links(p)
+            {
                 let mut buf = vec![0u8; xsym::XSYM_SIZE as usize];
                 let f = File::from(h);
                 let n = FileExt::read_at(&f, &mut buf, 0)?;

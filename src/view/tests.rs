@@ -1317,10 +1317,15 @@ fn rename_of_a_directory_to_another_parent_keeps_children_reachable() {
         )
         .unwrap();
     h.view.release(opened.fh, None);
-    h.view
-        .rename(s, os("sub"), ROOT_INO, os("moved"), 0)
-        .unwrap();
-    assert!(h.exists("moved/deep/notes.txt"));
+    // One level deeper (a move up would let the links inside climb out of the store).
+    let other = h
+        .view
+        .mkdir(s, os("other"), 0o755, 0, Caller::default())
+        .unwrap()
+        .attr
+        .ino;
+    h.view.rename(s, os("sub"), other, os("moved"), 0).unwrap();
+    assert!(h.exists(&format!("{sp}/other/moved/deep/notes.txt")));
     assert_eq!(h.view.getattr(deep, None).unwrap().0.kind, AttrKind::Dir);
     assert_eq!(h.view.getattr(notes.attr.ino, None).unwrap().0.size, 0);
     assert_eq!(

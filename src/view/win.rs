@@ -36,7 +36,7 @@ fn time(t: TimeSet) -> SystemTime {
 
 impl CacheView {
     /// New entries keep the owner the store gives them (the account the mount runs as).
-    pub(super) fn chown_new(&self, _path: &StorePath, _caller: Caller) {}
+    pub(super) fn chown_new(&self, _path: &StorePath, _kind: Kind, _caller: Caller) {}
 
     /// `fsync`/`fdatasync` of an open file.
     pub fn fsync(&self, fh: u64, datasync: bool) -> FsResult<()> {

@@ -123,6 +123,9 @@ impl LinkSource for Tracer<'_> {
     fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
         self.store.read_head(p, max)
     }
+    fn xsym_links(&self, p: &StorePath) -> bool {
+        self.store.xsym_links(p)
+    }
 }
 
 /// What to walk.
