@@ -54,8 +54,16 @@ fn main() {
                 .status()
                 .unwrap_or_else(|e| panic!("{tool}: {e} (MinGW-w64 binutils are needed)"));
             assert!(status.success(), "{tool} failed: {status}");
-            println!("cargo:rustc-link-search=native={}", out.display());
-            println!("cargo:rustc-link-lib=dylib=winfsp-x64-delay");
+            // As a link argument, not `-l`: GNU ld resolves from an archive only symbols that
+            // are undefined when it reaches it, and rustc puts a package's `-l` libraries
+            // before dependency rlibs such as winfsp's (which call WinFsp) in a test
+            // binary's link; link arguments come last. Applies to every target of this
+            // package (bins, tests, examples).
+            // The delay-load helper (libmingwex) and what it calls (kernel32) follow it, for
+            // the same reason.
+            println!("cargo:rustc-link-arg={}", lib.display());
+            println!("cargo:rustc-link-arg=-lmingwex");
+            println!("cargo:rustc-link-arg=-lkernel32");
         }
         other => panic!("unsupported Windows target environment {other:?}"),
     }

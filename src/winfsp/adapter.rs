@@ -870,6 +870,11 @@ pub fn run(
 }
 
 #[cfg(test)]
+mod harness;
+#[cfg(test)]
+mod scenarios;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
