@@ -9,9 +9,12 @@
 #   3. in a wine prefix that has no WinFsp DLL: --version, --help, scan/verify/dedupe -n/gc -n
 #      of a store on a wine drive succeed, and mount fails with exit 1 and exactly one line
 #      naming WinFsp and where to get it, leaving the mountpoint as it was;
-#   4. in the Windows check's prefix, which has WinFsp's real DLL but (wine) no driver: mount
-#      loads the DLL through the delay import, calls WinFsp, and fails with one line saying
-#      WinFsp's driver did not answer.
+#   4. in that prefix, WinFsp's registry InstallDir: pointing at a directory without the DLL,
+#      mount says the installation is damaged; with the real DLL there (only there), mount
+#      loads it through the registry and reaches WinFsp (no driver under wine: one line);
+#   5. in the Windows check's prefix, which has WinFsp's real DLL in system32 but (wine) no
+#      driver: mount loads the DLL through the delay import, calls WinFsp, and fails with one
+#      line saying WinFsp's driver did not answer.
 # Needs scripts/windows-check.sh to have run first (its wine prefix and bcryptprimitives shim).
 # Scratch: $WINCHECK_WORK (default /tmp/wincheck).
 set -euo pipefail
@@ -115,7 +118,33 @@ grep -q 'WinFsp is not installed' "$unz/err" && grep -q 'https://winfsp.dev' "$u
 [[ -d $mnt && -z $(ls -A "$mnt") ]] || fail "the mountpoint changed"
 ok "mount without WinFsp: exit 1, one line: $(cat "$unz/err")"
 
-# ---- 4. WinFsp's DLL, no driver ----------------------------------------------------------------
+# ---- 4. WinFsp found through the registry, as WinFsp documents ------------------------------
+# InstallDir names a directory whose bin\ lacks the DLL: a damaged installation, one line.
+# Then the real DLL is put there (and only there: not on the loader path): mount must load it
+# through the registry and reach WinFsp, which answers that there is no driver.
+mount_says() {  # prefix-relative mount; prints stderr, checks exit 1 and one line
+  set +e
+  "$wine" "$exe" mount 'C:\hub' 'X:' >"$unz/out" 2>"$unz/err"
+  local rc=$?
+  set -e
+  [[ $rc == 1 && ! -s $unz/out && $(wc -l <"$unz/err") == 1 ]] ||
+    fail "mount exited $rc: $(cat "$unz/out" "$unz/err")"
+  grep -q "$1" "$unz/err" || fail "mount said: $(cat "$unz/err")"
+}
+key='HKLM\SOFTWARE\WOW6432Node\WinFsp'
+fake=$WINEPREFIX/drive_c/WinFspTest
+rm -rf "$fake"; mkdir -p "$fake/bin"
+"$wine" reg add "$key" /v InstallDir /t REG_SZ /d 'C:\WinFspTest\' /f >/dev/null 2>&1 ||
+  fail "reg add failed"
+mount_says "WinFsp's DLL C:.*WinFspTest.*winfsp-x64.dll does not load"
+ok "registry InstallDir without the DLL: $(cat "$unz/err")"
+cp "$work/wineprefix/drive_c/windows/system32/winfsp-x64.dll" "$fake/bin/"
+mount_says "WinFsp's driver did not answer"
+ok "DLL only in InstallDir\\bin (from the registry): loaded; $(cat "$unz/err")"
+"$wine" reg delete "$key" /f >/dev/null 2>&1 || fail "reg delete failed"
+rm -rf "$fake"
+
+# ---- 5. WinFsp's DLL, no driver ----------------------------------------------------------------
 export WINEPREFIX=$work/wineprefix
 [[ -f $WINEPREFIX/drive_c/windows/system32/winfsp-x64.dll ]] ||
   fail "the Windows check's prefix has no winfsp-x64.dll (run scripts/windows-check.sh)"

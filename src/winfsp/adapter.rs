@@ -757,20 +757,33 @@ fn winfsp_install_dir() -> Option<String> {
 /// loader's search path (a DLL beside the exe). No WinFsp function runs before this succeeds,
 /// so a machine without WinFsp gets [`NO_WINFSP`] instead of a delay-load fault.
 pub fn load_winfsp() -> Result<(), String> {
-    let mut tried = Vec::new();
-    if let Some(dir) = winfsp_install_dir() {
-        tried.push(Path::new(&dir).join("bin").join("winfsp-x64.dll"));
-    }
-    tried.push("winfsp-x64.dll".into());
-    for dll in &tried {
+    let installed =
+        winfsp_install_dir().map(|dir| Path::new(&dir).join("bin").join("winfsp-x64.dll"));
+    let mut broken = None;
+    for dll in installed
+        .iter()
+        .map(|p| p.as_path())
+        .chain([Path::new("winfsp-x64.dll")])
+    {
         let w = wide_z(&dll.to_string_lossy());
         // SAFETY: `w` is a NUL-terminated path; loading WinFsp's DLL runs no code of ours.
         if !unsafe { ffi::LoadLibraryW(w.as_ptr()) }.is_null() {
             log::debug!("WinFsp: loaded {}", dll.display());
             return Ok(());
         }
+        if broken.is_none() {
+            broken = Some((dll.to_path_buf(), std::io::Error::last_os_error()));
+        }
     }
-    Err(NO_WINFSP.into())
+    match (installed, broken) {
+        // The registry names an install whose DLL does not load: a damaged installation.
+        (Some(_), Some((dll, e))) => Err(format!(
+            "WinFsp's DLL {} does not load ({e}): repair or reinstall WinFsp 2.x from \
+             https://winfsp.dev/rel/, then run mount again",
+            dll.display()
+        )),
+        _ => Err(NO_WINFSP.into()),
+    }
 }
 
 static STOP: OnceLock<(Mutex<bool>, Condvar)> = OnceLock::new();

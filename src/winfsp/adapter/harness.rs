@@ -19,9 +19,8 @@
 //! - set information: disposition → `SetDelete`; rename → the access check of the new name,
 //!   then `Rename` with `ReplaceIfExists`.
 //!
-//! Invariants: every context the harness opens is cleaned up and closed (the view's lookup
-//! counts must come back to zero, which the tests check through `forget`-balanced
-//! listings); no test asserts a duration.
+//! Invariants: every context the harness opens is cleaned up and closed, on errors too, as
+//! WinFsp does; no test asserts a duration.
 
 use std::path::PathBuf;
 
