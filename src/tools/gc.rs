@@ -487,6 +487,34 @@ fn try_lock_exclusive(file: std::fs::File) -> std::io::Result<Option<std::fs::Fi
     }
 }
 
+/// The hub's lock protocol on Windows: a second handle cannot take a lock another holds, and
+/// can once that one is closed (huggingface_hub's `filelock` uses the same `LockFileEx`).
+#[cfg(all(test, windows))]
+#[test]
+fn lock_file_ex_excludes_a_second_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.lock");
+    let open = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .unwrap()
+    };
+    let held = try_lock_exclusive(open()).unwrap().expect("first lock");
+    assert!(
+        try_lock_exclusive(open()).unwrap().is_none(),
+        "second lock taken"
+    );
+    drop(held);
+    assert!(
+        try_lock_exclusive(open()).unwrap().is_some(),
+        "lock not released"
+    );
+}
+
 // The tests build stores with Unix symlinks.
 #[cfg(all(test, unix))]
 mod tests {
