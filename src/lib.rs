@@ -20,7 +20,6 @@ pub mod path;
 pub mod resolve;
 pub mod stats;
 pub mod store;
-#[cfg(unix)]
 pub mod tools;
 pub mod view;
 pub mod winfsp;

@@ -54,16 +54,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    #[cfg(unix)]
     /// Report sizes, copies, orphan blobs, stale downloads and broken links of a store.
     Scan(hfcachefs::tools::ScanArgs),
-    #[cfg(unix)]
     /// Re-hash every blob and report those whose content does not match their name.
     Verify(hfcachefs::tools::VerifyArgs),
-    #[cfg(unix)]
     /// Turn snapshot files that are copies of a blob back into links to it.
     Dedupe(hfcachefs::tools::DedupeArgs),
-    #[cfg(unix)]
     /// Delete blobs nothing links to, and stale .incomplete and temporary files.
     Gc(hfcachefs::tools::GcArgs),
 }
@@ -151,13 +147,9 @@ fn main() -> ExitCode {
             #[cfg(windows)]
             Command::Unmount { mountpoint, lazy } => unmount(&mountpoint, lazy),
             Command::Status { mountpoint, json } => status(mountpoint.as_deref(), json),
-            #[cfg(unix)]
             Command::Scan(a) => return hfcachefs::tools::scan::main(a, default_store()),
-            #[cfg(unix)]
             Command::Verify(a) => return hfcachefs::tools::verify::main(a, default_store()),
-            #[cfg(unix)]
             Command::Dedupe(a) => return hfcachefs::tools::dedupe::main(a, default_store()),
-            #[cfg(unix)]
             Command::Gc(a) => return hfcachefs::tools::gc::main(a, default_store()),
         }
     } else {
