@@ -21,11 +21,11 @@ mod locks;
 mod win;
 mod write;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use attr::{Attr, AttrKind, Entry, SetAttr, TimeSet};
 pub use dir::DirEntry;
@@ -102,6 +102,8 @@ pub struct CacheView {
     locks: LockFds,
     warned: Mutex<HashSet<StorePath>>,
     listings: dir::Listings,
+    /// Recently seen directories' guards (see [`CacheView::guards_of`]).
+    dir_guards: Mutex<HashMap<StorePath, (Option<DirGuard>, Instant)>>,
 }
 
 /// How a store entry is shown.
@@ -130,6 +132,7 @@ impl CacheView {
             locks: LockFds::default(),
             warned: Mutex::new(HashSet::new()),
             listings: Default::default(),
+            dir_guards: Default::default(),
         }
     }
 
@@ -244,15 +247,45 @@ impl CacheView {
     }
 
     /// The directories on `real` (its proper ancestors) that not everyone may search.
+    /// Each directory's answer is kept for `attr_timeout` (a snapshot's names all share
+    /// their blob directory's ancestors: one `lstat` each, not one per name).
     fn guards_of(&self, real: &StorePath) -> FsResult<Guards> {
+        let ttl = self.config.attr_ttl;
         let mut guards: Vec<DirGuard> = Vec::new();
         let mut dir = Some(real.parent());
         while let Some(d) = dir {
-            let meta = self.store.lstat(&d)?;
-            guards.extend(DirGuard::of(&meta));
+            let known = self
+                .dir_guards
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&d)
+                .filter(|(_, at)| at.elapsed() < ttl)
+                .map(|(g, _)| *g);
+            let guard = match known {
+                Some(g) => g,
+                None => {
+                    let g = DirGuard::of(&self.store.lstat(&d)?);
+                    let mut cache = self.dir_guards.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.len() >= 4096 {
+                        cache.clear();
+                    }
+                    cache.insert(d.clone(), (g, Instant::now()));
+                    g
+                }
+            };
+            guards.extend(guard);
             dir = (!d.is_root()).then(|| d.parent());
         }
         Ok(guards.into())
+    }
+
+    /// Forgets the directories' guards seen so far (after a rename or rmdir: another
+    /// directory may now stand at a path).
+    fn forget_dir_guards(&self) {
+        self.dir_guards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Checks that the caller of this request may reach `node` in the store.

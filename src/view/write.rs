@@ -288,6 +288,7 @@ impl CacheView {
     /// Removes an empty directory.
     pub fn rmdir(&self, parent: Ino, name: &OsStr) -> FsResult<()> {
         self.writable()?;
+        self.forget_dir_guards();
         let path = self.child(parent, name)?;
         if self.caller_is_checked() {
             let meta = self.store.lstat(&path)?;
@@ -455,6 +456,7 @@ impl CacheView {
             }
             self.store.rename(&from, &to, flags)?;
         }
+        self.forget_dir_guards();
         self.table().renamed(
             (parent, name.into()),
             (newparent, newname.into()),
