@@ -14,7 +14,7 @@ use super::{Attr, CacheView, Caller, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, Key};
 use crate::path::StorePath;
-use crate::store::{Meta, OFlags};
+use crate::store::{Kind, Meta, OFlags};
 
 /// Lock descriptors: none on Windows (see the module header).
 #[derive(Debug, Default)]

@@ -171,6 +171,8 @@ impl CacheView {
             Ok(fd) => {
                 #[cfg(unix)]
                 self.chown_new_fd(&fd, caller);
+                #[cfg(windows)]
+                let _ = caller; // WinFsp sets owners by security descriptor
                 fd
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && !excl => {
