@@ -1165,6 +1165,7 @@ mod tests {
         std::fs::write(dir.path().join("a/f"), b"hello").unwrap();
         std::fs::write(dir.path().join("a/x"), xsym::format(b"f").unwrap()).unwrap();
         let s = Store::open_root(dir.path()).unwrap();
+        s.set_xsym(true);
 
         let m = s.lstat(&sp("a/f")).unwrap();
         assert_eq!((m.kind, m.size), (Kind::File, 5));

@@ -99,7 +99,10 @@ impl Host {
         // install directory; under the project's wine check from the prefix's system32).
         super::load_winfsp().expect("WinFsp's DLL");
         let store = Store::open_root(dir.path()).expect("store opens");
-        let cfg = MountConfig::default();
+        let mut cfg = MountConfig::default();
+        // The store's links are XSym files here (`put_link`): mounted as a store whose own
+        // server writes links that way would be.
+        cfg.view.xsym = true;
         let sd = security_descriptor(attrs::sddl(false)).expect("security descriptor");
         Host {
             fs: HfFs {
