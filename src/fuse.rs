@@ -125,15 +125,23 @@ impl FuseFs {
                 }
             }
         });
+        // A reader of an immutable blob has nothing to flush at close: skip that round trip.
+        // (Kept for everything else: `flush` pushes writes to the store and releases the
+        // closing process's POSIX locks, which readers of blobs rarely take.)
+        let noflush = if o.keep_cache && !writable {
+            FopenFlags::FOPEN_NOFLUSH
+        } else {
+            FopenFlags::empty()
+        };
         match grant {
             Grant::Passthrough(Backing { id, .. }) => {
                 Stats::bump(&self.stats.passthrough_opens, 1);
                 // FOPEN_KEEP_CACHE must not be combined with passthrough.
-                reply.passthrough(o.fh, id);
+                reply.passthrough(o.fh, id, noflush);
             }
             Grant::Cached => {
                 drop(io);
-                let mut f = FopenFlags::empty();
+                let mut f = noflush;
                 if o.keep_cache {
                     f |= FopenFlags::FOPEN_KEEP_CACHE;
                 }
@@ -177,15 +185,15 @@ impl OpenReply {
         }
     }
 
-    fn passthrough(self, fh: u64, id: &BackingId) {
+    fn passthrough(self, fh: u64, id: &BackingId, flags: FopenFlags) {
         match self {
-            OpenReply::Open(r) => r.opened_passthrough(FileHandle(fh), FopenFlags::empty(), id),
+            OpenReply::Open(r) => r.opened_passthrough(FileHandle(fh), flags, id),
             OpenReply::Create(r, e) => r.created_passthrough(
                 &e.attr_ttl,
                 &file_attr(&e.attr),
                 Generation(0),
                 FileHandle(fh),
-                FopenFlags::empty(),
+                flags,
                 id,
             ),
         }

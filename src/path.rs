@@ -116,6 +116,15 @@ impl StorePath {
         first == Some(OsStr::new("blobs")) || second == Some(OsStr::new("blobs"))
     }
 
+    /// True for a name whose target the hub never changes: a snapshot entry
+    /// `<repo>/snapshots/<commit>/<path…>` (fixed by its commit) or a blob (fixed by its
+    /// hash, see [`StorePath::is_blob`]). Such a name may disappear, never lead elsewhere.
+    pub fn is_fixed_name(&self) -> bool {
+        let mut comps = self.components();
+        let (_repo, kind, _commit) = (comps.next(), comps.next(), comps.next());
+        (kind == Some(OsStr::new("snapshots")) && comps.next().is_some()) || self.is_blob()
+    }
+
     /// True for a path that names an immutable blob: a repo's `<repo>/blobs/<etag>` (40 or
     /// 64 lower-case hex digits) or the shared store's `blobs/<hh>/<hash>` (64 hex, `hh` its
     /// first two digits).

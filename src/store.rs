@@ -503,6 +503,29 @@ impl Store {
         false
     }
 
+    /// True if the store lies on a network file system (NFS, SMB, sshfs or another FUSE
+    /// file system, Ceph, 9P), where every call is a round trip worth overlapping.
+    pub fn is_remote(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            const REMOTE: [i64; 8] = [
+                0x6573_5546, // FUSE
+                0x6969,      // NFS
+                0x517b,      // SMB
+                0xfe53_4d42, // SMB2
+                0xff53_4d42, // CIFS
+                0x00c3_6400, // Ceph
+                0x0102_1997, // 9P
+                0x5346_414f, // AFS
+            ];
+            // `f_type`'s integer type differs between architectures.
+            #[allow(clippy::unnecessary_cast)]
+            rustix::fs::fstatfs(&self.root).is_ok_and(|s| REMOTE.contains(&(s.f_type as i64)))
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     /// File system figures of the store.
     pub fn statfs(&self) -> io::Result<StoreStatfs> {
         let s = rustix::fs::fstatvfs(&self.root)?;

@@ -61,6 +61,10 @@ pub struct ViewConfig {
     pub attr_ttl: Duration,
     /// How long the kernel may cache attributes of immutable blobs.
     pub blob_attr_ttl: Duration,
+    /// How long the kernel may keep a fixed name (a snapshot entry or blob name, see
+    /// `StorePath::is_fixed_name`) that leads to an immutable blob: it may disappear, never
+    /// lead elsewhere, and an open that finds it gone makes the kernel look it up again.
+    pub immutable_entry_ttl: Duration,
     /// Show every entry as owned by this user instead of the store's owner.
     pub uid: Option<u32>,
     /// Show every entry as owned by this group instead of the store's group.
@@ -80,6 +84,7 @@ impl Default for ViewConfig {
             entry_ttl: Duration::from_secs(1),
             attr_ttl: Duration::from_secs(1),
             blob_attr_ttl: Duration::from_secs(60),
+            immutable_entry_ttl: Duration::from_secs(86_400),
             uid: None,
             gid: None,
             mountpoint: None,
@@ -102,6 +107,8 @@ pub struct CacheView {
     locks: LockFds,
     warned: Mutex<HashSet<StorePath>>,
     listings: dir::Listings,
+    /// The store is on a network file system (listings look entries up in parallel).
+    remote_store: bool,
     /// Recently seen directories' guards (see [`CacheView::guards_of`]).
     dir_guards: Mutex<HashMap<StorePath, (Option<DirGuard>, Instant)>>,
 }
@@ -116,6 +123,8 @@ struct Shown {
     via_link: bool,
     /// See [`crate::inode::Node::guards`].
     guards: Guards,
+    /// The name itself is fixed (see `StorePath::is_fixed_name`).
+    fixed_name: bool,
 }
 
 impl CacheView {
@@ -124,6 +133,10 @@ impl CacheView {
         #[cfg(unix)]
         store.set_dir_cache_ttl(config.entry_ttl.min(config.attr_ttl));
         store.set_xsym(config.xsym);
+        #[cfg(unix)]
+        let remote_store = store.is_remote();
+        #[cfg(windows)]
+        let remote_store = false;
         CacheView {
             store,
             config,
@@ -133,6 +146,7 @@ impl CacheView {
             warned: Mutex::new(HashSet::new()),
             listings: Default::default(),
             dir_guards: Default::default(),
+            remote_store,
         }
     }
 
@@ -180,6 +194,7 @@ impl CacheView {
     /// Decides how the store entry `path` (child `name` of view directory `parent`) is shown.
     fn classify(&self, parent: Ino, name: &OsStr, path: StorePath, meta: Meta) -> FsResult<Shown> {
         let parent_via = self.node(parent).map(|n| n.via_link).unwrap_or(false);
+        let fixed_name = path.is_fixed_name();
         let shown = |key, real: StorePath, meta, immutable, via_link| -> FsResult<Shown> {
             let guards = if via_link {
                 self.guards_of(&real)?
@@ -193,6 +208,7 @@ impl CacheView {
                 immutable,
                 via_link,
                 guards,
+                fixed_name,
             })
         };
         match meta.kind {
@@ -365,6 +381,9 @@ impl CacheView {
             ino
         };
         let mut entry = self.entry(ino, &shown.meta, shown.immutable);
+        if shown.immutable && shown.fixed_name {
+            entry.entry_ttl = self.config.immutable_entry_ttl;
+        }
         if guarded {
             // Every access must come back with its caller (see `access`).
             entry.entry_ttl = Duration::ZERO;
@@ -409,7 +428,15 @@ impl CacheView {
     /// The store path and metadata of a node: its current path, or (for a hard-linked file
     /// whose current name went away) another name it was seen under.
     fn locate(&self, ino: Ino, node: &Node) -> FsResult<(StorePath, Meta)> {
-        let first = self.store.lstat(&node.real).map_err(FsError::from);
+        // Gone from where it was: `ESTALE`, so the kernel looks the name up again (a name it
+        // keeps for long, see `immutable_entry_ttl`, learns that it is gone).
+        let first = self
+            .store
+            .lstat(&node.real)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) => FsError::Stale,
+                _ => FsError::from(e),
+            });
         let first_err = match first.and_then(|m| check_identity(node, &m).map(|()| m)) {
             Ok(m) => return Ok((node.real.clone(), m)),
             Err(e) => e,

@@ -55,6 +55,12 @@ struct Listed<'a> {
 /// unchanged.
 const SHARE_MARGIN: Duration = Duration::from_secs(1);
 
+/// How many entries of a listing on a network store are looked up at once.
+const PREFETCH: usize = 32;
+
+/// Threads that look up one window.
+const PREFETCH_THREADS: usize = 8;
+
 /// The shared listings of a view, by store path (see [`Listing`]).
 pub(super) type Listings = Mutex<HashMap<StorePath, Weak<Listing>>>;
 
@@ -156,6 +162,51 @@ impl CacheView {
             Some(list) => Ok((h.ino, list.clone())),
             None => Err(FsError::BadHandle),
         }
+    }
+
+    /// Looks up the entries `range` of `list` in directory `dir` (counting a lookup for each
+    /// found), in parallel when the range has more than one. Entries that vanished or
+    /// cannot be looked up are `None` (left out, as hidden ones are).
+    fn lookup_window(
+        &self,
+        dir: Ino,
+        list: &Listing,
+        range: std::ops::Range<usize>,
+    ) -> Vec<Option<Entry>> {
+        let one = |k: usize| -> Option<Entry> {
+            let raw = list.get(k)?;
+            self.lookup(dir, raw.name)
+                .map_err(|e| log::debug!("readdirplus: skipping {:?}: {e}", raw.name))
+                .ok()
+        };
+        if range.len() <= 1 {
+            return range.map(one).collect();
+        }
+        // Each thread serves the same caller: the access checks must see it.
+        let caller = super::access::current();
+        let mut out: Vec<Option<Entry>> = Vec::with_capacity(range.len());
+        let per = range.len().div_ceil(PREFETCH_THREADS);
+        let chunks: Vec<std::ops::Range<usize>> = range
+            .clone()
+            .step_by(per)
+            .map(|s| s..(s + per).min(range.end))
+            .collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let _serving = caller.map(super::access::serving);
+                        chunk.map(one).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                // A panicking lookup loses only its entries.
+                out.extend(h.join().unwrap_or_default());
+            }
+        });
+        out
     }
 
     /// The listing of store directory `dir`: a shared one that still fits, or read anew.
@@ -270,21 +321,28 @@ impl CacheView {
                 return Ok(());
             }
         }
-        for raw in (pos as usize - 2..list.len()).filter_map(|i| list.get(i)) {
-            pos += 1;
-            // Entries that vanished or cannot be looked up are left out, as hidden ones are
-            // (returning an error here would strand the lookups already counted).
-            let entry = match self.lookup(ino, raw.name) {
-                Ok(e) => e,
-                Err(e) => {
-                    log::debug!("readdirplus: skipping {:?}: {e}", raw.name);
+        // On a network store, the entries of a window are looked up at once (each lookup is
+        // a few round trips); lookups the reply has no room for are forgotten again.
+        let window = if self.remote_store { PREFETCH } else { 1 };
+        let mut i = pos as usize - 2;
+        while i < list.len() {
+            let end = (i + window).min(list.len());
+            let mut found = self.lookup_window(ino, &list, i..end).into_iter();
+            for k in i..end {
+                pos += 1;
+                let Some(entry) = found.next().flatten() else {
                     continue;
+                };
+                let Some(raw) = list.get(k) else { continue };
+                if fill(raw.name, pos, &entry) {
+                    self.forget(entry.attr.ino, 1);
+                    for e in found.flatten() {
+                        self.forget(e.attr.ino, 1);
+                    }
+                    return Ok(());
                 }
-            };
-            if fill(raw.name, pos, &entry) {
-                self.forget(entry.attr.ino, 1);
-                return Ok(());
             }
+            i = end;
         }
         Ok(())
     }
