@@ -167,9 +167,12 @@ impl StorePath {
 /// name must never forge a line of a log.
 impl fmt::Display for StorePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("/")?;
-        if !self.is_root() {
-            escape_name(self.0.as_os_str().as_encoded_bytes(), f)?;
+        if self.is_root() {
+            return f.write_str("/");
+        }
+        for c in self.components() {
+            f.write_str("/")?;
+            escape_name(c.as_encoded_bytes(), f)?;
         }
         Ok(())
     }
