@@ -125,25 +125,26 @@ impl FuseFs {
                 }
             }
         });
-        // A reader of an immutable blob has nothing to flush at close: skip that round trip.
-        // (Kept for everything else: `flush` pushes writes to the store and releases the
-        // closing process's POSIX locks, which readers of blobs rarely take.)
-        let noflush = if o.keep_cache && !writable {
-            FopenFlags::FOPEN_NOFLUSH
-        } else {
-            FopenFlags::empty()
-        };
         match grant {
             Grant::Passthrough(Backing { id, .. }) => {
                 Stats::bump(&self.stats.passthrough_opens, 1);
-                // FOPEN_KEEP_CACHE must not be combined with passthrough.
-                reply.passthrough(o.fh, id, noflush);
+                // FOPEN_KEEP_CACHE must not be combined with passthrough. The FLUSH at close
+                // is kept: it lets the (asynchronous) RELEASE of a passthrough reader reach
+                // the daemon before the closing process's next open, which a writer of the
+                // same inode would otherwise find still held (ETXTBSY).
+                reply.passthrough(o.fh, id);
             }
             Grant::Cached => {
                 drop(io);
-                let mut f = noflush;
+                let mut f = FopenFlags::empty();
                 if o.keep_cache {
                     f |= FopenFlags::FOPEN_KEEP_CACHE;
+                    // A reader of an immutable blob has nothing to flush at close: skip that
+                    // round trip. (Kept for everything else: `flush` pushes writes to the
+                    // store and releases the closing process's POSIX locks.)
+                    if !writable {
+                        f |= FopenFlags::FOPEN_NOFLUSH;
+                    }
                 }
                 reply.cached(o.fh, f);
             }
@@ -185,15 +186,15 @@ impl OpenReply {
         }
     }
 
-    fn passthrough(self, fh: u64, id: &BackingId, flags: FopenFlags) {
+    fn passthrough(self, fh: u64, id: &BackingId) {
         match self {
-            OpenReply::Open(r) => r.opened_passthrough(FileHandle(fh), flags, id),
+            OpenReply::Open(r) => r.opened_passthrough(FileHandle(fh), FopenFlags::empty(), id),
             OpenReply::Create(r, e) => r.created_passthrough(
                 &e.attr_ttl,
                 &file_attr(&e.attr),
                 Generation(0),
                 FileHandle(fh),
-                flags,
+                FopenFlags::empty(),
                 id,
             ),
         }
