@@ -18,11 +18,13 @@ use fuser::{
 use crate::error::FsError;
 use crate::stats::Stats;
 
+mod deferred;
 mod iomode;
 use crate::view::access;
 use crate::view::{
     Attr, AttrKind, CacheView, Caller, Entry, LockSpec, LockType, Opened, SetAttr, TimeSet,
 };
+use deferred::Deferred;
 use iomode::{Grant, IoModes, OpenReq};
 
 /// The FUSE file system over a view.
@@ -33,6 +35,8 @@ pub struct FuseFs {
     passthrough: AtomicBool,
     /// How each open inode is served (see [`IoModes`]).
     io: Mutex<IoModes<Backing>>,
+    /// Opens of blobs answered before the store file is needed (see [`Deferred`]).
+    deferred: Deferred,
     stats: Arc<Stats>,
 }
 
@@ -44,6 +48,7 @@ impl FuseFs {
             view,
             passthrough: AtomicBool::new(passthrough),
             io: Mutex::new(IoModes::default()),
+            deferred: Deferred::default(),
             stats,
         }
     }
@@ -154,6 +159,28 @@ impl FuseFs {
                 reply.error(Errno::ETXTBSY);
             }
         }
+    }
+
+    /// The view handle behind a kernel handle: itself, or for a deferred open the one a
+    /// read opened (`None` while no read needed the store).
+    fn view_fh(&self, fh: u64) -> Option<u64> {
+        if Deferred::is_deferred(fh) {
+            self.deferred.real(fh)
+        } else {
+            Some(fh)
+        }
+    }
+
+    /// Like [`FuseFs::view_fh`], opening the store file of a deferred open now.
+    fn store_fh(&self, fh: u64) -> Result<u64, FsError> {
+        if !Deferred::is_deferred(fh) {
+            return Ok(fh);
+        }
+        self.deferred.resolve(
+            fh,
+            |ino, flags| self.view.open(ino, flags).map(|o| o.fh),
+            |real| self.view.release(real, None),
+        )
     }
 
     /// Forgets a handle's I/O mode.
@@ -390,7 +417,7 @@ impl Filesystem for FuseFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let _caller = self.enter(req);
-        match self.view.getattr(ino.0, fh.map(|f| f.0)) {
+        match self.view.getattr(ino.0, fh.and_then(|f| self.view_fh(f.0))) {
             Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
             Err(e) => reply.error(self.fail(e)),
         }
@@ -423,7 +450,10 @@ impl Filesystem for FuseFs {
             atime: time_set(atime),
             mtime: time_set(mtime),
         };
-        match self.view.setattr(ino.0, &set, fh.map(|f| f.0)) {
+        match self
+            .view
+            .setattr(ino.0, &set, fh.and_then(|f| self.view_fh(f.0)))
+        {
             Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
             Err(e) => reply.error(self.fail(e)),
         }
@@ -527,6 +557,19 @@ impl Filesystem for FuseFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _caller = self.enter(req);
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        // Without passthrough, a reader of a blob gets its pages from the kernel's cache
+        // when it holds them: the store file waits for a read that needs it.
+        if !self.passthrough_active() && self.deferred.may_defer(ino.0) {
+            match self.view.check_open(ino.0, flags.0) {
+                Ok(true) => {
+                    let fh = self.deferred.insert(ino.0, flags.0);
+                    let f = FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH;
+                    return reply.opened(FileHandle(fh), f);
+                }
+                Ok(false) => {}
+                Err(e) => return reply.error(self.fail(e)),
+            }
+        }
         match self.view.open(ino.0, flags.0) {
             Ok(o) => self.reply_open(ino.0, o, writable, OpenReply::Open(reply)),
             Err(e) => reply.error(self.fail(e)),
@@ -545,7 +588,10 @@ impl Filesystem for FuseFs {
         reply: ReplyData,
     ) {
         let _caller = self.enter(req);
-        match self.view.read(fh.0, offset, size) {
+        match self
+            .store_fh(fh.0)
+            .and_then(|fh| self.view.read(fh, offset, size))
+        {
             Ok(d) => {
                 Stats::bump(&self.stats.bytes_read, d.len() as u64);
                 reply.data(&d)
@@ -613,8 +659,16 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _caller = self.enter(req);
-        self.release_io(fh.0);
-        self.view.release(fh.0, lock_owner.map(|o| o.0));
+        let fh = if Deferred::is_deferred(fh.0) {
+            match self.deferred.remove(fh.0) {
+                Some(real) => real,
+                None => return reply.ok(),
+            }
+        } else {
+            fh.0
+        };
+        self.release_io(fh);
+        self.view.release(fh, lock_owner.map(|o| o.0));
         reply.ok();
     }
 
@@ -627,7 +681,12 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _caller = self.enter(req);
-        self.answer_ok(reply, self.view.fsync(fh.0, datasync));
+        // A deferred reader has nothing of its own to sync.
+        let res = match self.view_fh(fh.0) {
+            Some(fh) => self.view.fsync(fh, datasync),
+            None => Ok(()),
+        };
+        self.answer_ok(reply, res);
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -898,7 +957,10 @@ impl Filesystem for FuseFs {
         reply: ReplyLseek,
     ) {
         let _caller = self.enter(req);
-        match self.view.lseek(fh.0, offset, whence) {
+        match self
+            .store_fh(fh.0)
+            .and_then(|fh| self.view.lseek(fh, offset, whence))
+        {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(self.fail(e)),
         }

@@ -151,6 +151,21 @@ pub(super) fn wants_write(flags: i32) -> bool {
 }
 
 impl CacheView {
+    /// Checks an open of `ino` with `flags` as [`CacheView::open`] does, without opening the
+    /// store file; true if the open reads an immutable blob and so may leave the store file
+    /// until a read needs it (see `fuse::deferred`).
+    pub fn check_open(&self, ino: Ino, flags: i32) -> FsResult<bool> {
+        let node = self.node(ino)?;
+        if node.is_dir {
+            return Err(FsError::IsDir);
+        }
+        if let crate::inode::Key::Detached(_) = node.key {
+            return Err(FsError::Stale);
+        }
+        self.check_reach(&node)?;
+        Ok(node.immutable && !wants_write(flags))
+    }
+
     /// Opens file `ino`.
     pub fn open(&self, ino: Ino, flags: i32) -> FsResult<Opened> {
         let node = self.node(ino)?;
