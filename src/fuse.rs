@@ -161,6 +161,28 @@ impl FuseFs {
         }
     }
 
+    /// A deferred handle for a read-only open of blob `ino`, registered as a page-cache
+    /// handle of its inode; `None` if the inode is served by passthrough right now (an inode
+    /// never mixes the two).
+    fn defer_open(&self, ino: u64, flags: i32) -> Option<u64> {
+        let fh = self.deferred.insert(ino, flags);
+        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let req = OpenReq {
+            ino,
+            fh,
+            writable: false,
+            immutable: true,
+            passthrough: false,
+        };
+        if matches!(io.open(req, |_| None), Grant::Cached) {
+            return Some(fh);
+        }
+        io.release(fh);
+        drop(io);
+        self.deferred.remove(fh);
+        None
+    }
+
     /// The view handle behind a kernel handle: itself, or for a deferred open the one a
     /// read opened (`None` while no read needed the store).
     fn view_fh(&self, fh: u64) -> Option<u64> {
@@ -258,6 +280,9 @@ fn reopen_rdwr(f: &std::fs::File) -> Option<std::fs::File> {
         .open(path)
         .ok()
 }
+
+/// Blobs up to this size are read through the page cache also when passthrough is on.
+const SMALL_BLOB: u64 = 64 << 10;
 
 /// How many waiting locks may hold a thread of their own at once.
 const MAX_LOCK_WAITERS: usize = 64;
@@ -557,16 +582,19 @@ impl Filesystem for FuseFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _caller = self.enter(req);
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
-        // Without passthrough, a reader of a blob gets its pages from the kernel's cache
-        // when it holds them: the store file waits for a read that needs it.
-        if !self.passthrough_active() && self.deferred.may_defer(ino.0) {
+        // A reader of a blob gets its pages from the kernel's cache when it holds them: the
+        // store file waits for a read that needs it. Without passthrough for every blob; with
+        // it for small ones, whose open and close cost more than passthrough saves (they are
+        // then always served through the page cache: an inode never mixes the two).
+        if self.deferred.may_defer(ino.0) {
             match self.view.check_open(ino.0, flags.0) {
-                Ok(true) => {
-                    let fh = self.deferred.insert(ino.0, flags.0);
-                    let f = FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH;
-                    return reply.opened(FileHandle(fh), f);
+                Ok(Some(size)) if !self.passthrough_active() || size <= SMALL_BLOB => {
+                    if let Some(fh) = self.defer_open(ino.0, flags.0) {
+                        let f = FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH;
+                        return reply.opened(FileHandle(fh), f);
+                    }
                 }
-                Ok(false) => {}
+                Ok(_) => {}
                 Err(e) => return reply.error(self.fail(e)),
             }
         }
@@ -659,6 +687,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _caller = self.enter(req);
+        self.release_io(fh.0);
         let fh = if Deferred::is_deferred(fh.0) {
             match self.deferred.remove(fh.0) {
                 Some(real) => real,
@@ -667,7 +696,6 @@ impl Filesystem for FuseFs {
         } else {
             fh.0
         };
-        self.release_io(fh);
         self.view.release(fh, lock_owner.map(|o| o.0));
         reply.ok();
     }

@@ -61,6 +61,8 @@ pub struct Node {
     /// Directories on `real` that not everyone may search (see `view::access`); checked
     /// for the caller on every access. Empty unless `via_link`.
     pub guards: Guards,
+    /// Size of an immutable blob when last looked up (its size never changes); 0 otherwise.
+    pub blob_size: u64,
 }
 
 /// How many other names of a hard-linked file are remembered.
@@ -90,6 +92,7 @@ impl Default for InodeTable {
             aliases: Vec::new(),
             via_link: false,
             guards: Guards::default(),
+            blob_size: 0,
         };
         t.by_key.insert(Key::Root, ROOT_INO);
         t.nodes.insert(ROOT_INO, root);
@@ -133,16 +136,19 @@ impl InodeTable {
                 aliases: Vec::new(),
                 via_link: false,
                 guards: Guards::default(),
+                blob_size: 0,
             },
         );
         ino
     }
 
-    /// Records how the node was last reached (see [`Node::via_link`], [`Node::guards`]).
-    pub fn set_reach(&mut self, ino: Ino, via_link: bool, guards: Guards) {
+    /// Records how the node was last reached (see [`Node::via_link`], [`Node::guards`]) and
+    /// the size of an immutable blob ([`Node::blob_size`]).
+    pub fn set_reach(&mut self, ino: Ino, via_link: bool, guards: Guards, blob_size: u64) {
         if let Some(node) = self.nodes.get_mut(&ino) {
             node.via_link = via_link;
             node.guards = guards;
+            node.blob_size = blob_size;
         }
     }
 
@@ -168,6 +174,7 @@ impl InodeTable {
             aliases: Vec::new(),
             via_link: false,
             guards: Guards::default(),
+            blob_size: 0,
         };
         self.nodes.insert(ino, node);
         ino

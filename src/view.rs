@@ -377,7 +377,8 @@ impl CacheView {
         let ino = {
             let mut table = self.table();
             let ino = table.lookup(shown.key, shown.real, is_dir, shown.immutable);
-            table.set_reach(ino, shown.via_link, shown.guards);
+            let blob_size = if shown.immutable { shown.meta.size } else { 0 };
+            table.set_reach(ino, shown.via_link, shown.guards, blob_size);
             ino
         };
         let mut entry = self.entry(ino, &shown.meta, shown.immutable);

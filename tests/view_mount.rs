@@ -176,7 +176,12 @@ fn read_only_mount_refuses_every_mutation() {
 #[test]
 fn store_changes_behind_the_mount_become_visible() {
     let store = Store::hub();
-    let m = Mount::new(store.root(), "ro,attr_timeout=0.2,entry_timeout=0.2");
+    // Fixed names (snapshot entries of blobs) are kept for immutable_timeout: short here, as
+    // this test also re-points and deletes such names (fast_paths tests the default).
+    let m = Mount::new(
+        store.root(),
+        "ro,attr_timeout=0.2,entry_timeout=0.2,immutable_timeout=0.2",
+    );
     let refp = m.path(&format!("{REPO}/refs/main"));
     assert_eq!(std::fs::read_to_string(&refp).unwrap(), C2);
     let snap = m.path(&format!("{REPO}/snapshots/{C1}"));

@@ -152,9 +152,9 @@ pub(super) fn wants_write(flags: i32) -> bool {
 
 impl CacheView {
     /// Checks an open of `ino` with `flags` as [`CacheView::open`] does, without opening the
-    /// store file; true if the open reads an immutable blob and so may leave the store file
-    /// until a read needs it (see `fuse::deferred`).
-    pub fn check_open(&self, ino: Ino, flags: i32) -> FsResult<bool> {
+    /// store file; the blob's size if the open reads an immutable blob and so may leave the
+    /// store file until a read needs it (see `fuse::deferred`).
+    pub fn check_open(&self, ino: Ino, flags: i32) -> FsResult<Option<u64>> {
         let node = self.node(ino)?;
         if node.is_dir {
             return Err(FsError::IsDir);
@@ -163,7 +163,7 @@ impl CacheView {
             return Err(FsError::Stale);
         }
         self.check_reach(&node)?;
-        Ok(node.immutable && !wants_write(flags))
+        Ok((node.immutable && !wants_write(flags)).then_some(node.blob_size))
     }
 
     /// Opens file `ino`.

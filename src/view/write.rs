@@ -203,7 +203,7 @@ impl CacheView {
         let ino = {
             let mut table = self.table();
             let ino = table.lookup(Key::File(meta.dev, meta.ino), path, false, false);
-            table.set_reach(ino, via_link, guards);
+            table.set_reach(ino, via_link, guards, 0);
             ino
         };
         let mut entry = self.entry(ino, &meta, false);
