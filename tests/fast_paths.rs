@@ -235,6 +235,7 @@ fn reopening_a_blob_costs_two_requests() {
         drop(std::fs::File::open(&p).unwrap());
     }
     let spent = requests() - before;
-    // 2 per open, and a few for the status probe of the mountpoint.
-    assert!(spent <= 2 * 20 + 4, "{spent} requests for 20 opens");
+    // 2 per open, and some for the status probes of the mountpoint and the kernel's own
+    // asides; a FLUSH or a LOOKUP per open would add 20.
+    assert!(spent <= 2 * 20 + 10, "{spent} requests for 20 opens");
 }
