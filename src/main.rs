@@ -2,7 +2,9 @@
 //!
 //! Two forms are accepted: `hfcachefs mount [-f] [-o OPTS] [SOURCE] MOUNTPOINT` (and the other
 //! subcommands), and the FUSE convention `hfcachefs SOURCE MOUNTPOINT [-o OPTS]` that
-//! `mount -t fuse.hfcachefs` and fstab use.
+//! `mount -t fuse.hfcachefs` and fstab use. The FUSE form is recognised only in exactly that
+//! shape ([`is_fuse_form`]); any other first word that is not a subcommand is an error with a
+//! suggestion, never a mount.
 
 #[cfg(unix)]
 use std::io::{Read, Write};
@@ -46,13 +48,17 @@ enum Command {
         #[arg(long, short = 'z')]
         lazy: bool,
     },
-    /// List live hfcachefs mounts with store, options, mode, uptime and counters.
+    /// List hfcachefs mounts (live, stale or dead) with store, options, mode, uptime and
+    /// counters; exit 1 if any is not live.
     Status {
         /// Only this mountpoint.
         mountpoint: Option<PathBuf>,
-        /// Machine-readable output.
+        /// Machine-readable output (each mount with its "state": live, stale or dead).
         #[arg(long)]
         json: bool,
+        /// Print only the PIDs of live mount daemons, one a line (for `kill -HUP`).
+        #[arg(long, conflicts_with = "json")]
+        pids: bool,
     },
     #[cfg(unix)]
     /// Report sizes, copies, orphan blobs, stale downloads and broken links of a store.
@@ -120,37 +126,104 @@ fn init_log(level: Option<&str>) {
     b.format_timestamp_millis().init();
 }
 
+/// The subcommands (and clap's own words) that select the subcommand form.
+const SUBCOMMANDS: &[&str] = &[
+    "mount", "unmount", "status", "scan", "verify", "dedupe", "gc", "help",
+];
+
+/// True if `args` (without the program name) has the exact shape of the FUSE convention
+/// `SOURCE MOUNTPOINT [-o OPTS]...` as `mount.fuse3` passes it: a SOURCE that is a path (has a
+/// `/`), an absolute MOUNTPOINT (mount(8) canonicalizes it), then only `-o OPTS` or `-oOPTS`.
+/// Anything else that is not a subcommand is a usage error: a typo such as `hfcachefs stauts`
+/// must never mount the default store in the current directory.
+fn is_fuse_form(args: &[String]) -> bool {
+    let [source, mountpoint, rest @ ..] = args else {
+        return false;
+    };
+    if !source.contains('/') || source.starts_with('-') || !mountpoint.starts_with('/') {
+        return false;
+    }
+    let mut rest = rest.iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "-o" if rest.next().is_some() => {}
+            o if o.starts_with("-o") && o.len() > 2 => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Edit distance between two short words (for "did you mean").
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The one-line error for a first argument that is neither a subcommand nor the FUSE form.
+fn not_a_command(word: &str) -> String {
+    let close = SUBCOMMANDS
+        .iter()
+        .filter(|c| **c != "help")
+        // Ties go to the longer common prefix: `umount` means `unmount`, not `mount`.
+        .map(|c| {
+            let prefix = word
+                .chars()
+                .zip(c.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            (distance(word, c), std::cmp::Reverse(prefix), *c)
+        })
+        .min()
+        .filter(|(d, _, c)| *d <= 2.max(c.len() / 3));
+    let hint = match close {
+        Some((_, _, c)) => format!("did you mean '{c}'? "),
+        None => String::new(),
+    };
+    format!(
+        "'{word}' is not a command; {hint}(commands: mount, unmount, status, scan, verify, \
+         dedupe, gc; the FUSE form is: hfcachefs SOURCE /ABSOLUTE/MOUNTPOINT [-o OPTS]; see \
+         hfcachefs --help)"
+    )
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let subcommand = argv.get(1).map(String::as_str);
-    let is_sub = matches!(
-        subcommand,
-        Some(
-            "mount"
-                | "unmount"
-                | "status"
-                | "scan"
-                | "verify"
-                | "dedupe"
-                | "gc"
-                | "help"
-                | "-h"
-                | "--help"
-                | "-V"
-                | "--version"
-        ) | None
-    );
+    let first = argv.get(1).map(String::as_str);
+    let is_sub = match first {
+        None => true,
+        Some(w) => SUBCOMMANDS.contains(&w) || w.starts_with('-'),
+    };
     let result = if is_sub {
         match Cli::parse().command {
             Command::Mount(args) => run_mount(args),
             #[cfg(unix)]
             Command::Unmount { mountpoint, lazy } => {
                 init_log(None);
-                mount::unmount(&mountpoint, lazy).map_err(|e| e.to_string())
+                mount::unmount(&mountpoint, lazy, mount::DAEMON_EXIT_WAIT)
+                    .map_err(|e| e.to_string())
             }
             #[cfg(windows)]
             Command::Unmount { mountpoint, lazy } => unmount(&mountpoint, lazy),
-            Command::Status { mountpoint, json } => status(mountpoint.as_deref(), json),
+            #[cfg(unix)]
+            Command::Status {
+                mountpoint,
+                json,
+                pids,
+            } => status(mountpoint.as_deref(), json, pids),
+            #[cfg(windows)]
+            Command::Status {
+                mountpoint, json, ..
+            } => status(mountpoint.as_deref(), json),
             #[cfg(unix)]
             Command::Scan(a) => return hfcachefs::tools::scan::main(a, default_store()),
             #[cfg(unix)]
@@ -160,8 +233,11 @@ fn main() -> ExitCode {
             #[cfg(unix)]
             Command::Gc(a) => return hfcachefs::tools::gc::main(a, default_store()),
         }
-    } else {
+    } else if is_fuse_form(&argv[1..]) {
         run_mount(FuseForm::parse().args)
+    } else {
+        eprintln!("hfcachefs: {}", not_a_command(first.unwrap_or_default()));
+        return ExitCode::from(2);
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -186,7 +262,13 @@ fn run_mount(args: MountArgs) -> Result<(), String> {
     // Everything that can be checked before the mount is checked in the caller's process,
     // so errors reach the terminal and the exit code.
     hfcachefs::store::Store::open_root(&source).map_err(|e| e.to_string())?;
-    let mountpoint = mount::preflight(&source, &mountpoint).map_err(|e| e.to_string())?;
+    let mountpoint =
+        mount::preflight(&source, &mountpoint, cfg.nonempty).map_err(|e| e.to_string())?;
+    // Detached, the log may be far away: say it on the terminal too. In the foreground the
+    // log is the terminal.
+    if !args.foreground && !mount::looks_like_hub_cache(&source) {
+        eprintln!("hfcachefs: warning: {}", not_hub_warning(&source));
+    }
     if args.foreground {
         init_log(args.log_level.as_deref());
         return serve_with_log(&source, &mountpoint, &cfg, &options, None, None);
@@ -197,6 +279,15 @@ fn run_mount(args: MountArgs) -> Result<(), String> {
     }
     let log_file = args.log_file.clone();
     serve_with_log(&source, &mountpoint, &cfg, &options, Some(ready), log_file)
+}
+
+#[cfg(unix)]
+fn not_hub_warning(source: &Path) -> String {
+    format!(
+        "{} does not look like a Hugging Face hub cache (no models--*, datasets--* or \
+         spaces--* folders); mounting it anyway",
+        source.display()
+    )
 }
 
 #[cfg(unix)]
@@ -290,6 +381,10 @@ fn serve_with_log(
         signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("signals: {e}"))?;
+    // Logged before the mount goes live, so whoever sees the mount can see the warning too.
+    if !mount::looks_like_hub_cache(source) {
+        log::warn!("{}", not_hub_warning(source));
+    }
     let mut mounted = match mount::mount(source, mountpoint, cfg) {
         Ok(m) => m,
         Err(e) => {
@@ -352,7 +447,7 @@ fn serve_with_log(
                 log::info!("signal {sig}: unmounting {}", mp.display());
                 if let Err(e) = unmounter.unmount() {
                     log::error!("unmount {}: {e}; retrying lazily", mp.display());
-                    let _ = mount::unmount(&mp, true);
+                    let _ = mount::unmount(&mp, true, mount::DAEMON_EXIT_WAIT);
                 }
                 break;
             }
@@ -367,31 +462,56 @@ fn serve_with_log(
 }
 
 #[cfg(unix)]
-/// `hfcachefs status`: live mounts from their status files, checked against the mount table.
-fn status(only: Option<&Path>, json: bool) -> Result<(), String> {
-    let only = only.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
-    let live: Vec<_> = hfcachefs::stats::read_all()
+/// `hfcachefs status`: every mount the state dir or the mount table knows of, live, stale or
+/// dead. Fails (exit 1) if any listed mount is not live, or if `only` is not an hfcachefs
+/// mount; `pids` prints only the PIDs of live daemons (for `kill -HUP`).
+fn status(only: Option<&Path>, json: bool, pids: bool) -> Result<(), String> {
+    use mount::State;
+    let only = only.map(|p| {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        std::fs::canonicalize(&abs).unwrap_or(abs)
+    });
+    let list: Vec<_> = mount::survey()
         .into_iter()
-        .filter(|s| mount::mount_at(&s.mountpoint).is_some())
-        .filter(|s| only.as_ref().is_none_or(|o| *o == s.mountpoint))
+        .filter(|r| only.as_ref().is_none_or(|o| *o == r.status.mountpoint))
         .collect();
+    if pids {
+        for r in list.iter().filter(|r| r.state == State::Live) {
+            println!("{}", r.status.pid);
+        }
+        return Ok(());
+    }
     if json {
-        let text = serde_json::to_string_pretty(&live).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?;
         println!("{text}");
-    } else if live.is_empty() {
+    } else if list.is_empty() {
         println!("no hfcachefs mounts");
     } else {
         let now = hfcachefs::stats::now();
-        for s in &live {
+        for r in &list {
+            let s = &r.status;
+            let state = match r.state {
+                State::Live => "live",
+                State::Stale => "STALE (the daemon runs but the mountpoint does not answer)",
+                State::Dead => "DEAD (the daemon is gone; clean up: hfcachefs unmount --lazy)",
+            };
+            let pid = if s.pid == 0 {
+                "pid unknown".to_string()
+            } else {
+                format!("pid {}", s.pid)
+            };
             println!(
-                "{} <- {}\n  pid {}, {}, {} reads, options '{}', up {}s\n  requests {}, errors {}, read {} B (userspace), written {} B, passthrough opens {}",
+                "{} <- {}: {state}\n  {pid}, {}, {} reads, options '{}', up {}s\n  requests {}, errors {}, read {} B (userspace), written {} B, passthrough opens {}",
                 s.mountpoint.display(),
                 s.store.display(),
-                s.pid,
                 s.access,
                 s.mode,
                 s.options,
-                now.saturating_sub(s.started),
+                if s.started == 0 {
+                    0
+                } else {
+                    now.saturating_sub(s.started)
+                },
                 s.requests,
                 s.errors,
                 s.bytes_read,
@@ -400,8 +520,18 @@ fn status(only: Option<&Path>, json: bool) -> Result<(), String> {
             );
         }
     }
-    if only.is_some() && live.is_empty() {
-        return Err("no hfcachefs mount there".into());
+    if let Some(o) = &only
+        && list.is_empty()
+    {
+        return Err(format!("no hfcachefs mount at {}", o.display()));
+    }
+    let bad: Vec<String> = list
+        .iter()
+        .filter(|r| r.state != State::Live)
+        .map(|r| format!("{} ({:?})", r.status.mountpoint.display(), r.state).to_lowercase())
+        .collect();
+    if !bad.is_empty() {
+        return Err(format!("not live: {}", bad.join(", ")));
     }
     Ok(())
 }
@@ -416,5 +546,49 @@ fn hint(e: &MountError) -> String {
             format!("{what}: {io} (install fuse3 for fusermount3)")
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn fuse_form_only_in_its_shape() {
+        assert!(is_fuse_form(&v(&["/srv/store", "/mnt/x"])));
+        assert!(is_fuse_form(&v(&[
+            "/srv/store",
+            "/mnt/x",
+            "-o",
+            "ro,allow_other"
+        ])));
+        assert!(is_fuse_form(&v(&[
+            "./store", "/mnt/x", "-oro", "-o", "nodev"
+        ])));
+        for bad in [
+            &["stauts"][..],
+            &["stauts", "/mnt/x"],
+            &["/srv/store"],
+            &["/srv/store", "mnt"],
+            &["/srv/store", "/mnt/x", "-f"],
+            &["/srv/store", "/mnt/x", "-o"],
+            &["/srv/store", "/mnt/x", "extra"],
+            &["-x", "/mnt/x"],
+        ] {
+            assert!(!is_fuse_form(&v(bad)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert!(not_a_command("stauts").contains("did you mean 'status'?"));
+        assert!(not_a_command("umount").contains("did you mean 'unmount'?"));
+        assert!(not_a_command("dedup").contains("did you mean 'dedupe'?"));
+        assert!(!not_a_command("frobnicate").contains("did you mean"));
+        assert_eq!(distance("kitten", "sitting"), 3);
     }
 }

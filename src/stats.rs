@@ -2,7 +2,9 @@
 //!
 //! Counters are relaxed atomics bumped on the request path (no lock). A detached or
 //! foreground mount writes a JSON snapshot of them, with what was mounted and how, to
-//! `<state dir>/<pid>.json` once a second, and removes it when the mount ends.
+//! `<state dir>/<pid>.json` twice a second, and removes it when the mount ends. A file whose
+//! daemon died (SIGKILL, crash) stays behind: `status` and `unmount` remove it once the mount
+//! is gone ([`read_files`] returns every file, [`daemon_alive`] tells which daemons run).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -162,20 +164,52 @@ fn write_status(path: &Path, st: &Status) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Status files of live mounts (files of dead processes are skipped).
-pub fn read_all() -> Vec<Status> {
+/// A status file as read from the state dir.
+#[derive(Clone, Debug)]
+pub struct StatusFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// What it says.
+    pub status: Status,
+}
+
+/// Every readable status file in the state dir, whether its daemon runs or not, sorted by
+/// mountpoint.
+pub fn read_files() -> Vec<StatusFile> {
     let Ok(rd) = std::fs::read_dir(state_dir()) else {
         return Vec::new();
     };
-    let mut out: Vec<Status> = rd
+    let mut out: Vec<StatusFile> = rd
         .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|b| serde_json::from_slice::<Status>(&b).ok())
-        .filter(|s| Path::new(&format!("/proc/{}", s.pid)).exists())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|path| {
+            let b = std::fs::read(&path).ok()?;
+            let status = serde_json::from_slice::<Status>(&b).ok()?;
+            Some(StatusFile { path, status })
+        })
         .collect();
-    out.sort_by(|a, b| a.mountpoint.cmp(&b.mountpoint));
+    out.sort_by(|a, b| a.status.mountpoint.cmp(&b.status.mountpoint));
     out
+}
+
+/// True if `pid` is an hfcachefs process that has not finished exiting: gone once it is a
+/// zombie (every descriptor, including the store's, is closed by then). A reused PID of
+/// another program counts as gone. An exiting process has an empty command line before it
+/// closes its files, so an empty one counts as ours.
+pub fn daemon_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) S ...": the state follows the last ')' (comm may contain anything).
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, None | Some("Z" | "X")) {
+        return false;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.is_empty() || c.windows(9).any(|w| w == b"hfcachefs"))
 }
 
 /// Seconds since the epoch.

@@ -8,7 +8,7 @@
 //! - **Readers never see a missing or partial file.** Every change to a name a client may read
 //!   is a single `rename` of a complete entry over it (or of a fresh name into an empty place).
 //! - **Nothing a link reaches is deleted**, and nothing modified within `--min-age`.
-//! - **Interruptible.** SIGINT/SIGTERM set a flag that the tools check between entries; the entry
+//! - **Interruptible.** SIGINT/SIGTERM/SIGHUP set a flag that the tools check between entries; the entry
 //!   in progress is finished, the partial report is printed and the exit code is 130. A second
 //!   signal ends the process at once (at worst a `.hfcachefs-*` temporary is left, which `gc`
 //!   removes once stale).
@@ -111,7 +111,7 @@ pub enum Outcome {
     Clean,
     /// Done, problems reported: exit 1.
     Problems,
-    /// Stopped by SIGINT/SIGTERM after a partial run: exit 130.
+    /// Stopped by SIGINT/SIGTERM/SIGHUP after a partial run: exit 130.
     Interrupted,
 }
 
@@ -156,11 +156,17 @@ pub struct Ui {
 }
 
 impl Ui {
-    /// Registers SIGINT/SIGTERM: the first sets the stop flag, a second one ends the process
-    /// with status 130. Progress bars are drawn only when stderr is a terminal.
+    /// Registers SIGINT/SIGTERM/SIGHUP: the first sets the stop flag, a second one ends the
+    /// process with status 130. SIGHUP is among them because a closed terminal or a careless
+    /// logrotate hook must not kill a run without its report. Progress bars are drawn only
+    /// when stderr is a terminal.
     pub fn new() -> Ui {
         let stop = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
             // Order matters: the conditional shutdown sees the flag as it was before this
             // signal, so only a second signal exits.
             let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
@@ -185,7 +191,7 @@ impl Ui {
         &self.stop
     }
 
-    /// True once SIGINT/SIGTERM arrived.
+    /// True once SIGINT/SIGTERM/SIGHUP arrived.
     pub fn interrupted(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }

@@ -891,6 +891,46 @@ fn ctrl_c_leaves_a_consistent_store_and_a_rerun_finishes() {
     assert_eq!(v["total"]["physical_bytes"], json!(512));
 }
 
+/// logrotate's SIGHUP (or a closed terminal) stops a tool as Ctrl-C does: between entries,
+/// with the partial report and exit 130, never killed without a report.
+#[test]
+fn sighup_stops_a_tool_with_its_report() {
+    let (dir, _) = many_copies(2, 1000);
+    let root = dir.path();
+    let first = root.join(format!("{M}/snapshots/{:040}/f00000", 0));
+    let child = Command::new(harness::bin())
+        .args(["dedupe", "--json"])
+        .arg(root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::symlink_metadata(&first).unwrap().is_symlink() {
+        assert!(std::time::Instant::now() < deadline, "dedupe never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no report after SIGHUP ({:?}): {e}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let done = v["actions"].as_array().unwrap().len();
+    if out.status.code() != Some(0) {
+        assert_eq!(out.status.code(), Some(130), "{done} done");
+        assert_eq!(v["interrupted"], json!(true));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    } else {
+        // The run ended before the signal arrived.
+        assert_eq!(done, 2000);
+    }
+}
+
 fn hf_env(cmd: &mut Command, hub: &harness::FakeHub, home: &Path) {
     cmd.env("HF_ENDPOINT", &hub.endpoint)
         .env("HF_HOME", home)

@@ -567,6 +567,16 @@ fn classify_copies(
 /// The table for people.
 pub fn table(r: &ScanReport) -> String {
     let mut s = String::new();
+    if r.repos.is_empty() {
+        // Said first: a mistyped store path (or one that is no hub cache) otherwise shows up
+        // only as a table of zeros and many "broken links".
+        let _ = writeln!(
+            s,
+            "no repos found in {} (no models--*, datasets--* or spaces--* folders): is it a \
+             Hugging Face hub cache?",
+            r.store
+        );
+    }
     let _ = writeln!(
         s,
         "{:<32} {:<7} {:>4} {:>6} {:>12} {:>12} {:>7} {:>6} {:>7} {:>10} {:>6}  REFS",

@@ -1,0 +1,260 @@
+//! Day-2 operations of a mount, over real FUSE mounts: `status` telling live, stale and dead
+//! mounts apart (exit code, `--json` state, clean-up of leftover status files), `unmount`
+//! returning only once the daemon has exited, a mistyped subcommand never mounting, and the
+//! mount-time guard rails.
+
+#![cfg(unix)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use harness::{Mount, Store, bin, is_mounted};
+
+/// `hfcachefs status --json [MP]` with the state dir `state`: (exit code, parsed output).
+fn status_json(state: &Path, mp: Option<&Path>) -> (i32, serde_json::Value) {
+    let mut cmd = Command::new(bin());
+    cmd.args(["status", "--json"]);
+    if let Some(mp) = mp {
+        cmd.arg(mp);
+    }
+    let out = cmd
+        .env("HFCACHEFS_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .output()
+        .expect("status");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// Runs the binary with `args` and the state dir `state`: (exit code, stdout + stderr).
+fn run_in(state: &Path, args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env("HFCACHEFS_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hfcachefs");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn json_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn status_tells_live_stale_and_dead_apart_and_cleans_up() {
+    let store = Store::hub();
+    let mut m = Mount::new(store.root(), "ro");
+    let state = m.state_dir();
+    let pid = m.pid().expect("daemon pid");
+    wait_status_file(&m);
+    let (code, v) = status_json(&state, Some(&m.mp));
+    assert_eq!((code, &v[0]["state"]), (0, &"live".into()), "{v}");
+    assert_eq!(v[0]["pid"], u64::from(pid));
+
+    // A file left by a daemon that is gone, for a mount that is gone: deleted by `status`.
+    let mut leftover = v[0].clone();
+    leftover["pid"] = 999_999_999u64.into();
+    leftover["mountpoint"] = "/nonexistent/hfcachefs-test".into();
+    std::fs::write(state.join("999999999.json"), leftover.to_string()).unwrap();
+    // (Without a mountpoint, dead mounts of other tests on this machine may be listed too.)
+    let (_, v) = status_json(&state, None);
+    let listed: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["mountpoint"])
+        .collect();
+    assert!(listed.contains(&&m.mp.to_str().unwrap().into()), "{v}");
+    assert!(
+        !listed.contains(&&"/nonexistent/hfcachefs-test".into()),
+        "{v}"
+    );
+    assert!(!state.join("999999999.json").exists(), "leftover kept");
+
+    // A daemon that does not answer (stopped): stale, exit 1.
+    // SAFETY: kill(2) on our own child's PID.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    let (code, v) = status_json(&state, Some(&m.mp));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGCONT) }, 0);
+    assert_eq!((code, &v[0]["state"]), (1, &"stale".into()), "{v}");
+
+    // A crash: the kernel keeps the dead mount; status says dead, in text and JSON, exit 1.
+    m.crash();
+    assert!(is_mounted(&m.mp), "the dead mount stays in the table");
+    let (code, v) = status_json(&state, Some(&m.mp));
+    assert_eq!((code, &v[0]["state"]), (1, &"dead".into()), "{v}");
+    let (code, text) = run_in(&state, &["status".as_ref()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("DEAD") && text.contains("not live"), "{text}");
+    assert_eq!(
+        json_files(&state).len(),
+        1,
+        "kept while the dead mount is there"
+    );
+
+    // Cleaning up the dead mount removes its status file; nothing is listed any more.
+    let (code, text) = run_in(
+        &state,
+        &["unmount".as_ref(), "--lazy".as_ref(), m.mp.as_os_str()],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(json_files(&state).is_empty(), "{:?}", json_files(&state));
+    let (code, v) = status_json(&state, Some(&m.mp));
+    assert_eq!((code, v), (1, serde_json::json!([])));
+    let (code, text) = run_in(&state, &["status".as_ref(), m.mp.as_os_str()]);
+    assert_eq!(code, 1, "{text}");
+}
+
+/// Waits until the daemon of `m` has written its status file.
+fn wait_status_file(m: &Mount) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while json_files(&m.state_dir()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no status file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn unmount_returns_once_the_daemon_has_exited() {
+    let store = Store::hub();
+    let mut m = Mount::new(store.root(), "ro");
+    wait_status_file(&m);
+    let (code, text) = run_in(&m.state_dir(), &["unmount".as_ref(), m.mp.as_os_str()]);
+    assert_eq!(code, 0, "{text}");
+    // Checked right after the command returned: the daemon must be gone already, so the
+    // store's own mount could be unmounted now.
+    assert!(m.has_exited(), "unmount returned before the daemon exited");
+    assert!(!is_mounted(&m.mp));
+}
+
+#[test]
+fn a_mistyped_subcommand_is_an_error_and_never_mounts() {
+    let store = Store::hub();
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("stauts")).unwrap();
+    for args in [&["stauts"][..], &["stauts", "x"], &["sttaus", "-o", "ro"]] {
+        let out = Command::new(bin())
+            .args(args)
+            .current_dir(cwd.path())
+            .env("HF_HUB_CACHE", store.root())
+            .env("HFCACHEFS_STATE_DIR", cwd.path().join("state"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("did you mean 'status'?"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        let mp = std::fs::canonicalize(cwd.path().join("stauts")).unwrap();
+        assert!(!is_mounted(&mp), "{args:?} mounted the store");
+    }
+}
+
+#[test]
+fn a_non_empty_mountpoint_is_refused_unless_nonempty() {
+    let store = Store::hub();
+    let work = tempfile::tempdir().unwrap();
+    let mp = work.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    std::fs::write(mp.join("local.txt"), b"mine").unwrap();
+    let state = work.path().join("state");
+    let mount = |opts: &str| {
+        run_in(
+            &state,
+            &[
+                "mount".as_ref(),
+                "-o".as_ref(),
+                opts.as_ref(),
+                store.root().as_os_str(),
+                mp.as_os_str(),
+            ],
+        )
+    };
+    let (code, text) = mount("ro");
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("is not empty") && text.contains("-o nonempty"),
+        "{text}"
+    );
+    let mp = std::fs::canonicalize(&mp).unwrap();
+    assert!(!is_mounted(&mp));
+    let (code, text) = mount("ro,nonempty");
+    assert_eq!(code, 0, "{text}");
+    struct Unmount<'a>(&'a Path, &'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            run_in(
+                self.1,
+                &["unmount".as_ref(), "--lazy".as_ref(), self.0.as_os_str()],
+            );
+        }
+    }
+    let _guard = Unmount(&mp, &state);
+    assert!(is_mounted(&mp));
+    assert!(
+        mp.join(harness::REPO).is_dir(),
+        "the view covers the directory"
+    );
+    assert!(!mp.join("local.txt").exists());
+}
+
+#[test]
+fn a_store_that_is_no_hub_cache_is_named_at_mount_and_in_scan() {
+    let store = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(store.path().join("doc/pkg")).unwrap();
+    std::fs::write(store.path().join("doc/pkg/README"), b"text").unwrap();
+    let m = Mount::new(store.path(), "ro");
+    let log = m.log_text();
+    assert!(
+        log.contains("does not look like a Hugging Face hub cache"),
+        "{log}"
+    );
+    drop(m);
+    let out = Command::new(bin())
+        .arg("scan")
+        .arg(store.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("no repos found in "), "{text}");
+    // A real hub cache earns neither.
+    let hub = Store::hub();
+    let m = Mount::new(hub.root(), "ro");
+    assert!(
+        !m.log_text().contains("does not look like"),
+        "{}",
+        m.log_text()
+    );
+    let out = Command::new(bin())
+        .arg("scan")
+        .arg(hub.root())
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("no repos found"));
+}
