@@ -247,6 +247,17 @@ pub fn mount(source: &Path, mountpoint: &Path, cfg: &MountConfig) -> Result<Moun
     for flag in &cfg.kernel_flags {
         options.extend(kernel_flag(flag));
     }
+    // Safe by default, as fusermount3 always is for users: no device files and no
+    // set-user-ID programs through the view unless `dev`/`suid` are asked for (mount.fuse3
+    // passes them explicitly when root mounts without nodev/nosuid).
+    for (on, off, opt) in [
+        ("dev", "nodev", fuser::MountOption::NoDev),
+        ("suid", "nosuid", fuser::MountOption::NoSuid),
+    ] {
+        if !cfg.kernel_flags.iter().any(|f| f == on || f == off) {
+            options.push(opt);
+        }
+    }
     let stats = Arc::new(Stats::default());
     let mut fcfg = fuser::Config::default();
     fcfg.mount_options = options;

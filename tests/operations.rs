@@ -216,6 +216,17 @@ fn a_non_empty_mountpoint_is_refused_unless_nonempty() {
     }
     let _guard = Unmount(&mp, &state);
     assert!(is_mounted(&mp));
+    // `hfcachefs mount` is nodev,nosuid unless dev/suid are asked for.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == mp.to_str())
+        .unwrap_or_else(|| panic!("{} not in mountinfo", mp.display()));
+    let opts: Vec<&str> = line.split(' ').nth(5).unwrap_or("").split(',').collect();
+    assert!(
+        opts.contains(&"nodev") && opts.contains(&"nosuid"),
+        "{line}"
+    );
     assert!(
         mp.join(harness::REPO).is_dir(),
         "the view covers the directory"

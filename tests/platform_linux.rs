@@ -297,3 +297,58 @@ fn systemd_units_pass_systemd_analyze_verify() {
     assert!(text.contains("ok   hfcachefs@hub.service"), "{text}");
     assert!(text.contains("ok   srv-hf\\x2dhub.mount"), "{text}");
 }
+
+/// The option lists of every mount example shipped (fstab lines, `Options=`, `OPTIONS=`,
+/// `-o` of a mount command) in `text`.
+fn example_option_lists(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim_start_matches(['#', ';', ' ']).trim();
+        let words: Vec<&str> = l.split_whitespace().collect();
+        if let Some(i) = words.iter().position(|w| *w == "fuse.hfcachefs")
+            && words.len() == i + 4
+        {
+            out.push(words[i + 1].to_string());
+        }
+        for key in ["Options=", "OPTIONS="] {
+            if let Some(v) = l.strip_prefix(key) {
+                out.push(v.to_string());
+            }
+        }
+        if l.contains("hfcachefs mount") || l.starts_with("mount -t fuse.hfcachefs") {
+            if let Some(i) = words.iter().position(|w| *w == "-o") {
+                out.push(words.get(i + 1).unwrap_or(&"").to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_shipped_mount_example_is_nodev_nosuid() {
+    let files = [
+        "README.md",
+        "docs/OPERATIONS.md",
+        "platform/linux/hfcachefs-example.mount",
+        "platform/linux/hfcachefs@.service",
+        "platform/linux/hub.conf.example",
+        "platform/samba/smb.conf.snippet",
+    ];
+    let mut seen = 0;
+    for f in files {
+        let text = fs::read_to_string(repo().join(f)).unwrap();
+        for opts in example_option_lists(&text) {
+            // `${OPTIONS}` and the unit's fallback are filled from the configuration.
+            if opts.contains("${OPTIONS}") || opts.starts_with("defaults LOG_LEVEL") {
+                continue;
+            }
+            let list: Vec<&str> = opts.split(',').collect();
+            assert!(
+                list.contains(&"nodev") && list.contains(&"nosuid"),
+                "{f}: example mount options without nodev,nosuid: {opts}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "only {seen} examples found: the scan is broken");
+}
