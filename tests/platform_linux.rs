@@ -315,10 +315,10 @@ fn example_option_lists(text: &str) -> Vec<String> {
                 out.push(v.to_string());
             }
         }
-        if l.contains("hfcachefs mount") || l.starts_with("mount -t fuse.hfcachefs") {
-            if let Some(i) = words.iter().position(|w| *w == "-o") {
-                out.push(words.get(i + 1).unwrap_or(&"").to_string());
-            }
+        if (l.contains("hfcachefs mount") || l.starts_with("mount -t fuse.hfcachefs"))
+            && let Some(i) = words.iter().position(|w| *w == "-o")
+        {
+            out.push(words.get(i + 1).unwrap_or(&"").to_string());
         }
     }
     out
