@@ -116,6 +116,8 @@ fn default_store() -> PathBuf {
 }
 
 #[cfg(unix)]
+/// Logs to stderr: with `<N>` priority prefixes (and no timestamp: the journal has its own)
+/// when stderr is the journal, else timestamped lines.
 fn init_log(level: Option<&str>) {
     let mut b = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,fuser::session=error"),
@@ -123,7 +125,21 @@ fn init_log(level: Option<&str>) {
     if let Some(l) = level {
         b.parse_filters(l);
     }
-    b.format_timestamp_millis().init();
+    if hfcachefs::sdnotify::stderr_is_journal() {
+        b.format(|buf, rec| {
+            writeln!(
+                buf,
+                "<{}>{} {}: {}",
+                hfcachefs::sdnotify::priority(rec.level()),
+                rec.level(),
+                rec.target(),
+                rec.args()
+            )
+        });
+    } else {
+        b.format_timestamp_millis();
+    }
+    b.init();
 }
 
 /// The subcommands (and clap's own words) that select the subcommand form.
@@ -269,16 +285,86 @@ fn run_mount(args: MountArgs) -> Result<(), String> {
     if !args.foreground && !mount::looks_like_hub_cache(&source) {
         eprintln!("hfcachefs: warning: {}", not_hub_warning(&source));
     }
+    // The log file is opened here, before any fork, so a bad path is reported on the terminal
+    // with the path in it.
+    let log_file = match &args.log_file {
+        Some(p) => Some((p.clone(), open_log(p)?)),
+        None => None,
+    };
+    let level = args.log_level.as_deref();
     if args.foreground {
-        init_log(args.log_level.as_deref());
-        return serve_with_log(&source, &mountpoint, &cfg, &options, None, None);
+        if let Some((_, f)) = &log_file {
+            use std::os::fd::AsFd;
+            rustix::stdio::dup2_stderr(f.as_fd()).map_err(|e| format!("log file: {e}"))?;
+        }
+        init_log(level);
+        let path = log_file.map(|(p, _)| p);
+        return serve_with_log(&source, &mountpoint, &cfg, &options, None, path);
     }
-    let ready = daemonize(args.log_file.as_deref())?;
-    if args.log_file.is_some() || !init_syslog(args.log_level.as_deref()) {
-        init_log(args.log_level.as_deref());
+    // Detached: the log file, else syslog, else (no syslog socket, as in many containers) a
+    // file in the state dir, announced on the terminal: never silently nowhere.
+    let mut use_syslog = false;
+    let log_file = match log_file {
+        Some(l) => Some(l),
+        None if syslog_reachable() => {
+            use_syslog = true;
+            None
+        }
+        None => {
+            let p = hfcachefs::stats::state_dir().join("hfcachefs.log");
+            let opened = p
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .map_err(|e| format!("log file {}: {e}", p.display()))
+                .and_then(|()| open_log(&p));
+            match opened {
+                Ok(f) => {
+                    eprintln!(
+                        "hfcachefs: warning: no syslog socket (/dev/log); logging to {}",
+                        p.display()
+                    );
+                    Some((p, f))
+                }
+                Err(e) => {
+                    eprintln!(
+                        "hfcachefs: warning: no syslog socket (/dev/log) and {e}; logs are discarded (use --log-file)"
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let ready = daemonize(log_file.as_ref().map(|(_, f)| f))?;
+    if !(use_syslog && init_syslog(level)) {
+        init_log(level);
     }
-    let log_file = args.log_file.clone();
-    serve_with_log(&source, &mountpoint, &cfg, &options, Some(ready), log_file)
+    let path = log_file.map(|(p, _)| p);
+    serve_with_log(&source, &mountpoint, &cfg, &options, Some(ready), path)
+}
+
+#[cfg(unix)]
+/// Opens (creates) a log file for appending; the error names the path.
+fn open_log(p: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .map_err(|e| format!("log file {}: {e}", p.display()))
+}
+
+#[cfg(unix)]
+/// True if a syslog socket accepts datagrams (the places the syslog logger tries).
+fn syslog_reachable() -> bool {
+    ["/dev/log", "/var/run/syslog", "/var/run/log"]
+        .iter()
+        .any(|p| match std::os::unix::net::UnixDatagram::unbound() {
+            Ok(s) => match s.connect(p) {
+                Ok(()) => true,
+                // A stream socket: the syslog logger uses it as one.
+                Err(e) => e.raw_os_error() == Some(libc::EPROTOTYPE),
+            },
+            Err(_) => false,
+        })
 }
 
 #[cfg(unix)]
@@ -293,7 +379,7 @@ fn not_hub_warning(source: &Path) -> String {
 #[cfg(unix)]
 /// Forks: the parent waits until the child reports the mount live (exit 0) or failed (its
 /// message, exit 1); the child carries on detached. Must run before any thread exists.
-fn daemonize(log_file: Option<&Path>) -> Result<std::io::PipeWriter, String> {
+fn daemonize(log_file: Option<&std::fs::File>) -> Result<std::io::PipeWriter, String> {
     let (mut reader, writer) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: called from main before any other thread is started, so the child's single
     // thread owns every lock; it only continues ordinary Rust code.
@@ -345,17 +431,14 @@ fn reopen_log(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(unix)]
-fn redirect_stdio(log_file: Option<&Path>) -> std::io::Result<()> {
+fn redirect_stdio(log_file: Option<&std::fs::File>) -> std::io::Result<()> {
     use std::os::fd::AsFd;
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")?;
     let log = match log_file {
-        Some(p) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)?,
+        Some(f) => f.try_clone()?,
         None => null.try_clone()?,
     };
     rustix::stdio::dup2_stdin(null.as_fd())?;
@@ -445,6 +528,7 @@ fn serve_with_log(
                     continue;
                 }
                 log::info!("signal {sig}: unmounting {}", mp.display());
+                let _ = hfcachefs::sdnotify::notify("STOPPING=1");
                 if let Err(e) = unmounter.unmount() {
                     log::error!("unmount {}: {e}; retrying lazily", mp.display());
                     let _ = mount::unmount(&mp, true, mount::DAEMON_EXIT_WAIT);
@@ -455,6 +539,15 @@ fn serve_with_log(
         .map_err(|e| format!("signal thread: {e}"))?;
     if let Some(mut w) = ready {
         let _ = w.write_all(b"ok");
+    }
+    // Readiness for a Type=notify unit: the mount is live and the status file written.
+    let ready_msg = format!(
+        "READY=1\nSTATUS=serving {} at {}",
+        source.display(),
+        mountpoint.display()
+    );
+    if let Err(e) = hfcachefs::sdnotify::notify(&ready_msg) {
+        log::warn!("sd_notify (NOTIFY_SOCKET): {e}");
     }
     let res = mounted.run();
     log::info!("unmounted {}", mountpoint.display());

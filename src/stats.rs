@@ -193,23 +193,28 @@ pub fn read_files() -> Vec<StatusFile> {
     out
 }
 
-/// True if `pid` is an hfcachefs process that has not finished exiting: gone once it is a
-/// zombie (every descriptor, including the store's, is closed by then). A reused PID of
-/// another program counts as gone. An exiting process has an empty command line before it
-/// closes its files, so an empty one counts as ours.
+/// True if `pid` is an hfcachefs process that has not finished exiting: gone once every one
+/// of its threads is a zombie (every descriptor, including the store's, is closed by then;
+/// the main thread alone being a zombie is not enough, the others may still be exiting). A
+/// reused PID of another program counts as gone. An exiting process has an empty command
+/// line before it closes its files, so an empty one counts as ours.
 pub fn daemon_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
-    // "pid (comm) S ...": the state follows the last ')' (comm may contain anything).
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next());
-    if matches!(state, None | Some("Z" | "X")) {
-        return false;
-    }
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| c.is_empty() || c.windows(9).any(|w| w == b"hfcachefs"))
+    let running = tasks.filter_map(Result::ok).any(|t| {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            return false;
+        };
+        // "tid (comm) S ...": the state follows the last ')' (comm may contain anything).
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, None | Some("Z" | "X"))
+    });
+    running
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.is_empty() || c.windows(9).any(|w| w == b"hfcachefs"))
 }
 
 /// Seconds since the epoch.

@@ -269,3 +269,204 @@ fn a_store_that_is_no_hub_cache_is_named_at_mount_and_in_scan() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("no repos found"));
 }
+
+/// A foreground daemon started by a test with its own environment; dropping it ends the
+/// daemon by PID and lazily unmounts what is left.
+struct Daemon {
+    child: Option<std::process::Child>,
+    mp: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child's PID.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !matches!(c.try_wait(), Ok(Some(_))) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if is_mounted(&self.mp) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mp).status();
+        }
+    }
+}
+
+#[test]
+fn under_systemd_readiness_is_notified_and_lines_carry_journal_priorities() {
+    use std::os::unix::fs::MetadataExt;
+    // A store that is no hub cache, so that the log has a warning next to its info lines.
+    let store = tempfile::tempdir().unwrap();
+    std::fs::write(store.path().join("README"), b"x").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mp = work.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    let mp = std::fs::canonicalize(&mp).unwrap();
+    let sock_path = work.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    // The daemon's stderr is "the journal stream": a file whose device and inode are named.
+    let journal = work.path().join("journal");
+    let f = std::fs::File::create(&journal).unwrap();
+    let md = f.metadata().unwrap();
+    let child = Command::new(bin())
+        .args(["mount", "-f", "-o", "ro"])
+        .arg(store.path())
+        .arg(&mp)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("JOURNAL_STREAM", format!("{}:{}", md.dev(), md.ino()))
+        .env("HFCACHEFS_STATE_DIR", work.path().join("state"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    let _d = Daemon {
+        child: Some(child),
+        mp: mp.clone(),
+    };
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("no READY=1 from the daemon");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.starts_with("READY=1\n"), "{msg}");
+    // READY means live: no polling needed.
+    assert!(is_mounted(&mp), "READY=1 before the mount was live");
+    let log = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<6>") && l.contains("mounted")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<4>") && l.contains("does not look like")),
+        "{log}"
+    );
+    assert!(log.lines().all(|l| l.starts_with('<')), "{log}");
+}
+
+#[test]
+fn log_files_are_honoured_in_the_foreground_and_named_when_missing() {
+    let store = Store::hub();
+    let work = tempfile::tempdir().unwrap();
+    let mp = work.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    let mp = std::fs::canonicalize(&mp).unwrap();
+    let state = work.path().join("state");
+    // A log file in a directory that does not exist: the error names it, nothing is mounted.
+    let missing = work.path().join("no-such-dir/h.log");
+    let (code, text) = run_in(
+        &state,
+        &[
+            "mount".as_ref(),
+            "--log-file".as_ref(),
+            missing.as_os_str(),
+            store.root().as_os_str(),
+            mp.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(missing.to_str().unwrap()), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(!is_mounted(&mp));
+
+    // -f --log-file: the log goes to the file, not to stderr.
+    let log = work.path().join("fg.log");
+    let stderr = work.path().join("stderr");
+    let child = Command::new(bin())
+        .args(["mount", "-f", "--log-file"])
+        .arg(&log)
+        .arg(store.root())
+        .arg(&mp)
+        .env("HFCACHEFS_STATE_DIR", &state)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child: Some(child),
+        mp: mp.clone(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("mounted")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing in the log file; stderr: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(d);
+    assert!(
+        !std::fs::read_to_string(&stderr)
+            .unwrap()
+            .contains("mounted"),
+        "logged to stderr too"
+    );
+}
+
+/// True if a syslog socket accepts datagrams here (as the daemon checks).
+fn syslog_reachable() -> bool {
+    ["/dev/log", "/var/run/syslog", "/var/run/log"]
+        .iter()
+        .any(|p| {
+            std::os::unix::net::UnixDatagram::unbound().is_ok_and(|s| match s.connect(p) {
+                Ok(()) => true,
+                Err(e) => e.raw_os_error() == Some(libc::EPROTOTYPE),
+            })
+        })
+}
+
+#[test]
+fn detached_without_syslog_logs_to_a_file_it_names() {
+    let store = Store::hub();
+    let work = tempfile::tempdir().unwrap();
+    let mp = work.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    let mp = std::fs::canonicalize(&mp).unwrap();
+    let state = work.path().join("state");
+    let (code, text) = run_in(
+        &state,
+        &[
+            "mount".as_ref(),
+            "-o".as_ref(),
+            "ro".as_ref(),
+            store.root().as_os_str(),
+            mp.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    struct Unmount<'a>(&'a Path, &'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            run_in(
+                self.1,
+                &["unmount".as_ref(), "--lazy".as_ref(), self.0.as_os_str()],
+            );
+        }
+    }
+    let _u = Unmount(&mp, &state);
+    let fallback = state.join("hfcachefs.log");
+    if syslog_reachable() {
+        // With a syslog socket the lines go there, and nothing is said.
+        assert!(!text.contains("no syslog socket"), "{text}");
+        assert!(!fallback.exists());
+    } else {
+        assert!(
+            text.contains("no syslog socket") && text.contains(fallback.to_str().unwrap()),
+            "{text}"
+        );
+        let log = std::fs::read_to_string(&fallback).unwrap();
+        assert!(log.contains("mounted"), "{log}");
+    }
+}
