@@ -315,10 +315,19 @@ pub fn unmount(mountpoint: &Path, lazy: bool, wait: Duration) -> Result<(), Moun
         .map_err(|e| MountError::Io(mountpoint.display().to_string(), e))?;
     // A stale mount cannot be canonicalized; fall back to the absolute path.
     let path = std::fs::canonicalize(&abs).unwrap_or(abs);
-    let daemons: Vec<StatusFile> = crate::stats::read_files()
-        .into_iter()
-        .filter(|f| f.status.mountpoint == path)
-        .collect();
+    // A listing taken while the daemon renames a fresh status file over its old one may miss
+    // it (readdir and rename race), so an empty answer is asked again a few times.
+    let mut daemons: Vec<StatusFile> = Vec::new();
+    for _ in 0..5 {
+        daemons = crate::stats::read_files()
+            .into_iter()
+            .filter(|f| f.status.mountpoint == path)
+            .collect();
+        if !daemons.is_empty() || mount_at(&path).is_none() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     unmount_kernel(&path, lazy)?;
     for f in &daemons {
         if !lazy {

@@ -2,7 +2,8 @@
 //!
 //! Counters are relaxed atomics bumped on the request path (no lock). A detached or
 //! foreground mount writes a JSON snapshot of them, with what was mounted and how, to
-//! `<state dir>/<pid>.json` twice a second, and removes it when the mount ends. A file whose
+//! `<state dir>/<pid>.json` when the mount is live and then every half second in which a
+//! counter moved (each write a rename of a complete file), and removes it when the mount ends. A file whose
 //! daemon died (SIGKILL, crash) stays behind: `status` and `unmount` remove it once the mount
 //! is gone ([`read_files`] returns every file, [`daemon_alive`] tells which daemons run).
 
@@ -114,10 +115,16 @@ impl StatusWriter {
         let thread = std::thread::Builder::new()
             .name("status".into())
             .spawn(move || {
+                let mut last = snapshot(&base, &stats);
                 while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(Duration::from_millis(500))
                 {
-                    let _ = write_status(&p, &snapshot(&base, &stats));
+                    // Rewritten only when a counter moved: fewer renames for readers to race.
+                    let now = snapshot(&base, &stats);
+                    if now != last {
+                        let _ = write_status(&p, &now);
+                        last = now;
+                    }
                 }
             })?;
         Ok(StatusWriter {

@@ -148,7 +148,18 @@ fn unmount_returns_once_the_daemon_has_exited() {
     assert_eq!(code, 0, "{text}");
     // Checked right after the command returned: the daemon must be gone already, so the
     // store's own mount could be unmounted now.
-    assert!(m.has_exited(), "unmount returned before the daemon exited");
+    let pid = m.pid();
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", pid.unwrap_or(0)))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|t| std::fs::read_to_string(t.path().join("stat")).unwrap_or_default())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    assert!(
+        m.has_exited(),
+        "unmount returned before the daemon exited: {text}; tasks {tasks:?}"
+    );
     assert!(!is_mounted(&m.mp));
 }
 
