@@ -47,7 +47,7 @@ pub struct ScanArgs {
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub min_age: Duration,
     /// Hashing threads (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -64,7 +64,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
     /// Hashing threads (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -84,7 +84,7 @@ pub struct DedupeArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub min_age: Duration,
     /// Hashing threads (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -241,6 +241,14 @@ pub fn threads(jobs: Option<usize>) -> usize {
     })
 }
 
+/// Parses `--jobs`: 1 or more (0 threads would hash nothing).
+pub fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("bad number of jobs '{text}' (use 1 or more)")),
+    }
+}
+
 /// Parses `30s`, `30m`, `2h`, `7d`, `1w`, combinations such as `1h30m`, and `0`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -288,6 +296,11 @@ pub fn rel(p: &StorePath) -> String {
     p.as_path().to_string_lossy().into_owned()
 }
 
+/// `1 entry`, `2 entries`: a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Bytes for people (`1.50 MiB`).
 pub fn human(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
@@ -330,6 +343,16 @@ mod tests {
         for bad in ["", "h", "10", "5x", "1.5h", "-1h", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn jobs_and_counts() {
+        assert_eq!(parse_jobs("4"), Ok(4));
+        for bad in ["0", "-1", "x", ""] {
+            assert!(parse_jobs(bad).is_err(), "{bad}");
+        }
+        assert_eq!(count(1, "entry", "entries"), "1 entry");
+        assert_eq!(count(0, "entry", "entries"), "0 entries");
     }
 
     #[test]

@@ -661,7 +661,12 @@ fn dedupe_then_gc_leave_exactly_the_expected_store() {
         "skipped": [],
         "problems": [{
             "path": snap(C3, "extra.bin"),
-            "reason": format!("{} has the same sha256 but different bytes", blob(&n.corr)),
+            "reason": format!(
+                "{} is corrupt (this copy's sha256 is the blob's name, the blob's bytes differ) \
+                 and this copy is good: copy kept; confirm with hfcachefs verify, then replace \
+                 the blob with the copy",
+                blob(&n.corr)
+            ),
         }],
         "reclaimed_bytes": CFG2 + W + TOK + README,
         "interrupted": false,
@@ -1094,4 +1099,71 @@ fn real_client_reads_every_revision_after_dedupe_and_gc() {
         .filter(|l| l.contains("tokenizer/vocab.txt: expected"))
         .collect();
     assert_eq!(failed.len(), 3, "every tiny-model revision: {text}");
+}
+
+/// Runs a tool with `args` and the store `root`: (exit code, stdout, stderr).
+fn tool_text(args: &[&str], root: &Path) -> (i32, String, String) {
+    let out = Command::new(harness::bin())
+        .args(args)
+        .arg(root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn reports_for_people_jobs_counts_long_names_and_a_corrupt_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // -j 0 would hash nothing: a usage error.
+    let (code, _, err) = tool_text(&["verify", "-j", "0"], root);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("use 1 or more"), "{err}");
+
+    // A repo with a long name keeps the table's columns aligned.
+    let long = "models--a-rather-long-organisation-name--and-an-even-longer-model-name";
+    let data = c(5, 100);
+    write(&root.join(long).join("blobs").join(git(&data)), &data);
+    link(
+        &format!("../../blobs/{}", git(&data)),
+        &root.join(format!("{long}/snapshots/{C1}/f")),
+    );
+    write(&root.join(M).join("blobs").join(git(&data)), &data);
+    link(
+        &format!("../../blobs/{}", git(&data)),
+        &root.join(format!("{M}/snapshots/{C1}/f")),
+    );
+    let (code, table, err) = tool_text(&["scan"], root);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = table.lines().take(4).collect();
+    let type_col = lines[0].find("TYPE").unwrap();
+    for l in &lines[1..3] {
+        assert_eq!(l.find(" model ").map(|i| i + 1), Some(type_col), "{table}");
+    }
+
+    // One orphan, stale: "1 entry".
+    let orphan = c(6, 10);
+    let p = root.join(M).join("blobs").join(git(&orphan));
+    write(&p, &orphan);
+    backdate(&p);
+    let (code, text, err) = tool_text(&["gc", "--dry-run"], root);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("would delete 1 entry,"), "{text}");
+
+    // A copy whose content hashes to the name of a blob with other bytes: the blob is the
+    // corrupt one, and the message says so.
+    let good = c(7, 50);
+    write(&root.join(M).join("blobs").join(git(&good)), &c(8, 50));
+    write(&root.join(format!("{M}/snapshots/{C2}/g")), &good);
+    let (code, text, _) = tool_text(&["dedupe", "--dry-run", "--min-age", "0"], root);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("is corrupt") && text.contains("this copy is good"),
+        "{text}"
+    );
 }
