@@ -64,7 +64,8 @@ pub enum OptionError {
     Conflict(&'static str, &'static str),
 }
 
-const KNOWN: &str = "ro, rw, allow_other, allow_root, default_permissions, nonempty, uid=N, gid=N, \
+/// Every option `-o` accepts, for errors and `mount --help`.
+pub const KNOWN: &str = "ro, rw, allow_other, allow_root, default_permissions, nonempty, uid=N, gid=N, \
 fsname=NAME, subtype=NAME, entry_timeout=SECS, attr_timeout=SECS, blob_timeout=SECS, \
 threads=N, passthrough, nopassthrough, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
 sync, async, dirsync; ignored for fstab: defaults, auto, noauto, user, users, nouser, owner, \

@@ -39,6 +39,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Mount a store (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub).
+    #[command(after_help = mount_after_help())]
     Mount(MountArgs),
     /// Unmount a mountpoint.
     Unmount {
@@ -72,6 +73,47 @@ enum Command {
     #[cfg(unix)]
     /// Delete blobs nothing links to, and stale .incomplete and temporary files.
     Gc(hfcachefs::tools::GcArgs),
+    /// Write the man pages (DIR/man1/) and shell completions (DIR/completions/) generated
+    /// from these definitions (for packaging).
+    #[command(hide = true)]
+    Generate {
+        /// Output directory.
+        dir: PathBuf,
+    },
+}
+
+/// What `mount --help` adds after the flags: the options and the FUSE form.
+fn mount_after_help() -> String {
+    format!(
+        "Mount options (-o): {}.\n\n\
+         The FUSE form, as mount -t fuse.hfcachefs and fstab run it:\n  \
+         hfcachefs SOURCE /ABSOLUTE/MOUNTPOINT [-o OPT[,OPT...]]\n\
+         e.g. fstab: /mnt/nas/hf-hub /srv/hf-hub fuse.hfcachefs \
+         ro,allow_other,nodev,nosuid,_netdev,nofail 0 0\n",
+        hfcachefs::config::KNOWN
+    )
+}
+
+/// `hfcachefs generate DIR`: man pages and completions from the clap definitions, so they
+/// never drift from the binary.
+fn generate(dir: &Path) -> Result<(), String> {
+    use clap::CommandFactory;
+    let man = dir.join("man1");
+    let comp = dir.join("completions");
+    for d in [&man, &comp] {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    clap_mangen::generate_to(Cli::command(), &man)
+        .map_err(|e| format!("{}: {e}", man.display()))?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut Cli::command(), "hfcachefs", &comp)
+            .map_err(|e| format!("{}: {e}", comp.display()))?;
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -79,18 +121,43 @@ struct MountArgs {
     /// Stay in the foreground and log to stderr.
     #[arg(short, long)]
     foreground: bool,
-    /// Mount options, comma-separated (may repeat).
+    /// Foreground with debug logging (as -f --log-level debug).
+    #[arg(short, long)]
+    debug: bool,
+    /// Mount options, comma-separated (may repeat); listed below.
     #[arg(short = 'o', value_name = "OPT[,OPT...]")]
     options: Vec<String>,
+    /// Read-only (as -o ro).
+    #[arg(long)]
+    read_only: bool,
+    /// Let other users (and Samba) in (as -o allow_other).
+    #[arg(long)]
+    allow_other: bool,
     /// Log level (error, warn, info, debug, trace); RUST_LOG also works.
     #[arg(long)]
     log_level: Option<String>,
-    /// Append logs to this file when detached.
+    /// Log to this file (appended; reopened on SIGHUP) instead of syslog or stderr.
     #[arg(long)]
     log_file: Option<PathBuf>,
     /// The store and the mountpoint, or just the mountpoint.
     #[arg(num_args = 1..=2, required = true, value_name = "[SOURCE] MOUNTPOINT")]
     paths: Vec<PathBuf>,
+}
+
+impl MountArgs {
+    /// Folds the flag aliases into the options they stand for.
+    fn apply_aliases(&mut self) {
+        if self.read_only {
+            self.options.push("ro".into());
+        }
+        if self.allow_other {
+            self.options.push("allow_other".into());
+        }
+        if self.debug {
+            self.foreground = true;
+            self.log_level.get_or_insert_with(|| "debug".into());
+        }
+    }
 }
 
 /// The FUSE-convention form: `hfcachefs SOURCE MOUNTPOINT [-o OPTS]`.
@@ -144,7 +211,7 @@ fn init_log(level: Option<&str>) {
 
 /// The subcommands (and clap's own words) that select the subcommand form.
 const SUBCOMMANDS: &[&str] = &[
-    "mount", "unmount", "status", "scan", "verify", "dedupe", "gc", "help",
+    "mount", "unmount", "status", "scan", "verify", "dedupe", "gc", "generate", "help",
 ];
 
 /// True if `args` (without the program name) has the exact shape of the FUSE convention
@@ -189,7 +256,7 @@ fn distance(a: &str, b: &str) -> usize {
 fn not_a_command(word: &str) -> String {
     let close = SUBCOMMANDS
         .iter()
-        .filter(|c| **c != "help")
+        .filter(|c| !matches!(**c, "help" | "generate"))
         // Ties go to the longer common prefix: `umount` means `unmount`, not `mount`.
         .map(|c| {
             let prefix = word
@@ -221,7 +288,10 @@ fn main() -> ExitCode {
     };
     let result = if is_sub {
         match Cli::parse().command {
-            Command::Mount(args) => run_mount(args),
+            Command::Mount(mut args) => {
+                args.apply_aliases();
+                run_mount(args)
+            }
             #[cfg(unix)]
             Command::Unmount { mountpoint, lazy } => {
                 init_log(None);
@@ -248,6 +318,7 @@ fn main() -> ExitCode {
             Command::Dedupe(a) => return hfcachefs::tools::dedupe::main(a, default_store()),
             #[cfg(unix)]
             Command::Gc(a) => return hfcachefs::tools::gc::main(a, default_store()),
+            Command::Generate { dir } => generate(&dir),
         }
     } else if is_fuse_form(&argv[1..]) {
         run_mount(FuseForm::parse().args)

@@ -481,3 +481,109 @@ fn detached_without_syslog_logs_to_a_file_it_names() {
         assert!(log.contains("mounted"), "{log}");
     }
 }
+
+#[test]
+fn mount_help_man_pages_completions_and_flag_aliases() {
+    let out = Command::new(bin())
+        .args(["mount", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for want in [
+        "nonempty",
+        "allow_other",
+        "hfcachefs SOURCE /ABSOLUTE/MOUNTPOINT",
+        "--read-only",
+        "--allow-other",
+        "--debug",
+    ] {
+        assert!(help.contains(want), "mount --help lacks {want}:\n{help}");
+    }
+
+    // Man pages and completions come from the same definitions.
+    let out_dir = tempfile::tempdir().unwrap();
+    let (code, text) = run_in(
+        out_dir.path(),
+        &["generate".as_ref(), out_dir.path().as_os_str()],
+    );
+    assert_eq!(code, 0, "{text}");
+    for page in [
+        "hfcachefs.1",
+        "hfcachefs-mount.1",
+        "hfcachefs-status.1",
+        "hfcachefs-gc.1",
+    ] {
+        let t = std::fs::read_to_string(out_dir.path().join("man1").join(page)).unwrap();
+        assert!(t.starts_with(".ie") || t.contains(".TH"), "{page}: {t}");
+    }
+    let bash = out_dir.path().join("completions/hfcachefs.bash");
+    assert!(std::fs::read_to_string(&bash).unwrap().contains("unmount"));
+    assert!(
+        Command::new("bash")
+            .arg("-n")
+            .arg(&bash)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for f in ["_hfcachefs", "hfcachefs.fish"] {
+        assert!(out_dir.path().join("completions").join(f).is_file(), "{f}");
+    }
+
+    // --read-only --allow-other -d: a read-only allow_other mount in the foreground with
+    // debug logging.
+    let store = Store::hub();
+    let work = tempfile::tempdir().unwrap();
+    let mp = work.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    let mp = std::fs::canonicalize(&mp).unwrap();
+    let log = work.path().join("stderr");
+    let child = Command::new(bin())
+        .args(["mount", "--read-only", "--allow-other", "-d"])
+        .arg(store.root())
+        .arg(&mp)
+        .env("HFCACHEFS_STATE_DIR", work.path().join("state"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut d = Daemon {
+        child: Some(child),
+        mp: mp.clone(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !is_mounted(&mp) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not mounted: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::fs::read_dir(&mp).unwrap().count();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split(' ').nth(4) == mp.to_str())
+        .unwrap()
+        .to_string();
+    assert!(
+        line.split(' ')
+            .nth(5)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{line}"
+    );
+    assert!(line.contains("allow_other"), "{line}");
+    let child = d.child.as_mut().unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "-d must stay in the foreground"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("DEBUG"), "-d logs at debug level: {text}");
+}
