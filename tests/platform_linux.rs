@@ -212,6 +212,11 @@ fn install_script_is_idempotent_and_uninstalls() {
         "usr/local/share/hfcachefs/hfcachefs-example.mount",
         "usr/local/share/hfcachefs/smb.conf.snippet",
         "usr/local/share/hfcachefs/OPERATIONS.md",
+        "usr/local/share/man/man1/hfcachefs.1",
+        "usr/local/share/man/man1/hfcachefs-mount.1",
+        "usr/local/share/bash-completion/completions/hfcachefs",
+        "usr/local/share/zsh/site-functions/_hfcachefs",
+        "usr/local/share/fish/vendor_completions.d/hfcachefs.fish",
     ];
     for f in installed {
         assert!(root.path().join(f).is_file(), "{f} missing:\n{first}");
@@ -276,6 +281,72 @@ fn install_script_is_idempotent_and_uninstalls() {
     assert!(root.path().join("etc/hfcachefs/hub.conf").exists(), "{un}");
     let again = run_install(&["--root", r, "--uninstall"]);
     assert!(again.contains("nothing was installed"), "{again}");
+}
+
+#[test]
+fn install_script_help_and_failures_are_plain() {
+    let out = Command::new("bash")
+        .arg(repo().join("platform/linux/install.sh"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(help.contains("--uninstall"), "{help}");
+    assert!(
+        !help.contains("set -euo") && !help.contains("HERE="),
+        "help prints code:\n{help}"
+    );
+    // A copy that cannot be made is a failure, not "done".
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("usr/local")).unwrap();
+    fs::write(
+        root.path().join("usr/local/share"),
+        "a file where a directory goes",
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg(repo().join("platform/linux/install.sh"))
+        .arg("--root")
+        .arg(root.path())
+        .arg("--binary")
+        .arg(bin())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("cannot create") && !text.contains("done."),
+        "{text}"
+    );
+    // Without --binary and without a release build it asks for one instead of building.
+    let empty = tempfile::tempdir().unwrap();
+    let copy = empty.path().join("platform/linux");
+    fs::create_dir_all(&copy).unwrap();
+    fs::copy(
+        repo().join("platform/linux/install.sh"),
+        copy.join("install.sh"),
+    )
+    .unwrap();
+    fs::write(empty.path().join("Cargo.toml"), "[package]\n").unwrap();
+    let out = Command::new("bash")
+        .arg(copy.join("install.sh"))
+        .arg("--root")
+        .arg(root.path().join("stage"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no binary at") && err.contains("cargo build --release"),
+        "{err}"
+    );
 }
 
 #[test]
