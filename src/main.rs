@@ -385,7 +385,7 @@ fn run_mount(args: MountArgs) -> Result<(), String> {
             let p = hfcachefs::stats::state_dir().join("hfcachefs.log");
             let opened = p
                 .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
+                .map_or(Ok(()), hfcachefs::stats::create_private_dir)
                 .map_err(|e| format!("log file {}: {e}", p.display()))
                 .and_then(|()| open_log(&p));
             match opened {
@@ -702,7 +702,23 @@ fn status(only: Option<&Path>, json: bool, pids: bool) -> Result<(), String> {
 
 #[cfg(unix)]
 fn hint(e: &MountError) -> String {
+    let fuse_dev_denied = || {
+        rustix::fs::access(
+            "/dev/fuse",
+            rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+        )
+        .is_err()
+    };
     match e {
+        MountError::Io(what, io)
+            if matches!(io.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+                && fuse_dev_denied() =>
+        {
+            format!(
+                "{what}: cannot open /dev/fuse: {io} (mount as root, or give your user read \
+                 and write access to /dev/fuse, usually through its group)"
+            )
+        }
         MountError::Io(what, io) if io.raw_os_error() == Some(libc::EPERM) => {
             format!("{what}: {io} (mounting needs root, or fuse3's fusermount3 installed)")
         }

@@ -68,18 +68,64 @@ pub struct Status {
 }
 
 /// Where status files live: `$HFCACHEFS_STATE_DIR`, else `/run/hfcachefs` for root, else
-/// `$XDG_RUNTIME_DIR/hfcachefs`, else the temp dir.
+/// `$XDG_RUNTIME_DIR/hfcachefs`, else `$XDG_STATE_HOME/hfcachefs` or
+/// `~/.local/state/hfcachefs` — never a fixed name in the shared temp dir, which another user
+/// could create first (or point elsewhere with a symlink).
 pub fn state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("HFCACHEFS_STATE_DIR").filter(|d| !d.is_empty()) {
+    let (root, uid) = euid();
+    state_dir_for(root, uid, |k| std::env::var_os(k).filter(|v| !v.is_empty()))
+}
+
+/// [`state_dir`] for a given user and environment.
+fn state_dir_for(
+    root: bool,
+    uid: u32,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(d) = env("HFCACHEFS_STATE_DIR") {
         return d.into();
     }
-    if euid().0 {
+    if root {
         return PathBuf::from("/run/hfcachefs");
     }
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    if let Some(d) = env("XDG_RUNTIME_DIR") {
         return PathBuf::from(d).join("hfcachefs");
     }
-    std::env::temp_dir().join(format!("hfcachefs-{}", euid().1))
+    if let Some(d) = env("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("hfcachefs");
+    }
+    if let Some(h) = env("HOME").or_else(|| env("USERPROFILE")) {
+        return PathBuf::from(h).join(".local/state/hfcachefs");
+    }
+    // No home at all: a per-user name in the temp dir, which `create_private_dir` refuses
+    // unless it is a real directory of this user that nobody else can write.
+    std::env::temp_dir().join(format!("hfcachefs-{uid}"))
+}
+
+/// Creates `dir` (mode 0700 where new) and checks that it is a directory, not a symlink, owned
+/// by this user and not writable by others: status and log files go there.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let m = std::fs::symlink_metadata(dir)?;
+        if !m.is_dir() || m.uid() != euid().1 || m.mode() & 0o022 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} is not a private directory of this user (a symlink, another owner, or \
+                 writable by others): set HFCACHEFS_STATE_DIR or XDG_RUNTIME_DIR",
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 /// The effective user: (is root, uid); (false, 0) where there are no uids (Windows).
@@ -107,7 +153,7 @@ impl StatusWriter {
     /// Starts writing `base` (with live counters from `stats`) to the state dir.
     pub fn start(base: Status, stats: Arc<Stats>) -> std::io::Result<StatusWriter> {
         let dir = state_dir();
-        std::fs::create_dir_all(&dir)?;
+        create_private_dir(&dir)?;
         let path = dir.join(format!("{}.json", base.pid));
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let p = path.clone();
@@ -230,4 +276,59 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dir_is_never_a_guessable_temp_name_while_there_is_a_home() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert_eq!(
+            state_dir_for(false, 1000, env(&[("HOME", "/home/a")])),
+            PathBuf::from("/home/a/.local/state/hfcachefs")
+        );
+        assert_eq!(
+            state_dir_for(
+                false,
+                1000,
+                env(&[("XDG_RUNTIME_DIR", "/run/user/1000"), ("HOME", "/h")])
+            ),
+            PathBuf::from("/run/user/1000/hfcachefs")
+        );
+        assert_eq!(
+            state_dir_for(true, 0, env(&[("HOME", "/root")])),
+            PathBuf::from("/run/hfcachefs")
+        );
+        assert_eq!(
+            state_dir_for(false, 7, env(&[("HFCACHEFS_STATE_DIR", "/x")])),
+            PathBuf::from("/x")
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_dir_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let ok = t.path().join("mine");
+        create_private_dir(&ok).unwrap();
+        let mode = std::fs::metadata(&ok).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        let open = t.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(create_private_dir(&open).is_err());
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&ok, &link).unwrap();
+        assert!(create_private_dir(&link).is_err());
+    }
 }
