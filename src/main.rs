@@ -635,10 +635,7 @@ fn status(only: Option<&Path>, json: bool, pids: bool) -> Result<(), String> {
         let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         std::fs::canonicalize(&abs).unwrap_or(abs)
     });
-    let list: Vec<_> = mount::survey()
-        .into_iter()
-        .filter(|r| only.as_ref().is_none_or(|o| *o == r.status.mountpoint))
-        .collect();
+    let list = mount::survey(only.as_deref());
     if pids {
         for r in list.iter().filter(|r| r.state == State::Live) {
             println!("{}", r.status.pid);

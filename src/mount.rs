@@ -487,42 +487,78 @@ fn probe(path: &Path, wait: Duration) -> Option<io::Result<()>> {
     }
 }
 
+/// `probe` of every path at once (one thread each, each with its own child process), so
+/// several hung mounts cost one `PROBE_WAIT`, not one each.
+fn probe_all(paths: &[&Path]) -> Vec<Option<io::Result<()>>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .iter()
+            .map(|p| scope.spawn(move || probe(p, PROBE_WAIT)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(None))
+            .collect()
+    })
+}
+
 /// The state of every hfcachefs mount this user's state dir knows of, plus dead
-/// `fuse.hfcachefs` mounts in the mount table that have no status file. Status files of
-/// daemons that are gone and whose mount is gone too are deleted (nothing is left to report).
-pub fn survey() -> Vec<MountReport> {
+/// `fuse.hfcachefs` mounts in the mount table that have no status file; only the one at
+/// `only` if given (no other mount is probed then). Status files of daemons that are gone and
+/// whose mount is gone too are deleted (nothing is left to report).
+pub fn survey(only: Option<&Path>) -> Vec<MountReport> {
     let table = mounts();
+    let wanted = |mp: &Path| only.is_none_or(|o| o == mp);
     let in_table = |mp: &Path| {
         table
             .iter()
             .any(|m| m.mountpoint == mp && m.fstype.starts_with("fuse"))
     };
-    let mut out = Vec::new();
+    // (report, needs a probe); the probes run together below.
+    let mut found: Vec<(MountReport, bool)> = Vec::new();
     for f in crate::stats::read_files() {
         let st = f.status;
         let alive = crate::stats::daemon_alive(st.pid);
         let mounted = in_table(&st.mountpoint);
-        let state = match (alive, mounted) {
-            (true, true) => match probe(&st.mountpoint, PROBE_WAIT) {
-                Some(Ok(())) => State::Live,
-                _ => State::Stale,
-            },
-            (true, false) => State::Stale,
-            (false, true) => State::Dead,
-            (false, false) => {
-                let _ = std::fs::remove_file(&f.path);
-                continue;
-            }
-        };
-        out.push(MountReport { state, status: st });
-    }
-    for m in table.iter().filter(|m| m.fstype == "fuse.hfcachefs") {
-        if out.iter().any(|r| r.status.mountpoint == m.mountpoint) {
+        if !alive && !mounted {
+            let _ = std::fs::remove_file(&f.path);
             continue;
         }
+        if !wanted(&st.mountpoint) {
+            continue;
+        }
+        let state = if alive { State::Stale } else { State::Dead };
+        found.push((MountReport { state, status: st }, alive && mounted));
+    }
+    let mut unknown: Vec<&MountInfo> = table
+        .iter()
+        .filter(|m| m.fstype == "fuse.hfcachefs" && wanted(&m.mountpoint))
+        .filter(|m| {
+            !found
+                .iter()
+                .any(|(r, _)| r.status.mountpoint == m.mountpoint)
+        })
+        .collect();
+    unknown.dedup_by(|a, b| a.mountpoint == b.mountpoint);
+    let paths: Vec<&Path> = found
+        .iter()
+        .filter(|(_, p)| *p)
+        .map(|(r, _)| r.status.mountpoint.as_path())
+        .chain(unknown.iter().map(|m| m.mountpoint.as_path()))
+        .collect();
+    let mut answers = probe_all(&paths).into_iter();
+    let mut out = Vec::new();
+    for (mut r, needs_probe) in found {
+        // Daemon alive and mounted: live only if the mountpoint answered.
+        if needs_probe && matches!(answers.next(), Some(Some(Ok(())))) {
+            r.state = State::Live;
+        }
+        out.push(r);
+    }
+    for (m, answer) in unknown.into_iter().zip(answers) {
         // A mount of another user or state dir that answers is not ours to report; one that
         // fails with ENOTCONN is dead whoever owned it.
-        if let Some(Err(e)) = probe(&m.mountpoint, PROBE_WAIT)
+        if let Some(Err(e)) = answer
             && e.raw_os_error() == Some(libc::ENOTCONN)
         {
             out.push(MountReport {
