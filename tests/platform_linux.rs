@@ -208,6 +208,10 @@ fn install_script_is_idempotent_and_uninstalls() {
     let installed = [
         "usr/local/bin/hfcachefs",
         "etc/systemd/system/hfcachefs@.service",
+        "etc/systemd/system/hfcachefs-dedupe@.service",
+        "etc/systemd/system/hfcachefs-dedupe@.timer",
+        "etc/systemd/system/hfcachefs-gc@.service",
+        "etc/systemd/system/hfcachefs-gc@.timer",
         "etc/hfcachefs/hub.conf.example",
         "usr/local/share/hfcachefs/hfcachefs-example.mount",
         "usr/local/share/hfcachefs/smb.conf.snippet",
@@ -367,6 +371,14 @@ fn systemd_units_pass_systemd_analyze_verify() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("ok   hfcachefs@hub.service"), "{text}");
     assert!(text.contains("ok   srv-hf\\x2dhub.mount"), "{text}");
+    for unit in [
+        "hfcachefs-dedupe@hub.timer",
+        "hfcachefs-dedupe@hub.service",
+        "hfcachefs-gc@hub.timer",
+        "hfcachefs-gc@hub.service",
+    ] {
+        assert!(text.contains(&format!("ok   {unit}")), "{text}");
+    }
 }
 
 /// The option lists of every mount example shipped (fstab lines, `Options=`, `OPTIONS=`,
