@@ -435,3 +435,115 @@ fn every_shipped_mount_example_is_nodev_nosuid() {
     }
     assert!(seen >= 8, "only {seen} examples found: the scan is broken");
 }
+
+/// Runs `cmd`; panics with its output unless it succeeds; returns stdout + stderr.
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?}:\n{text}");
+    text
+}
+
+/// Purges the package on drop, so a failed test leaves nothing installed.
+struct Purge;
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let _ = Command::new("apt-get")
+            .args([
+                "purge",
+                "-y",
+                "-qq",
+                "-o",
+                "DPkg::Lock::Timeout=120",
+                "hfcachefs",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+#[test]
+fn debian_package_installs_and_removes_cleanly() {
+    tool("dpkg-deb", "dpkg");
+    tool("systemd-analyze", "systemd");
+    let installed_before = Command::new("dpkg")
+        .args(["-s", "hfcachefs"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(
+        !installed_before,
+        "a hfcachefs package is installed on this machine: remove it to run this test"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let built = ok(Command::new("bash")
+        .arg(repo().join("scripts/build-deb.sh"))
+        .arg("--binary")
+        .arg(bin())
+        .arg("--out")
+        .arg(out.path()));
+    let deb = PathBuf::from(built.lines().last().unwrap().trim());
+    assert!(deb.is_file(), "{built}");
+    let _purge = Purge;
+    ok(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=120"])
+        .arg(&deb)
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+    let files = [
+        "/usr/bin/hfcachefs",
+        "/usr/lib/systemd/system/hfcachefs@.service",
+        "/usr/lib/systemd/system/hfcachefs-dedupe@.timer",
+        "/usr/lib/systemd/system/hfcachefs-gc@.timer",
+        "/usr/share/man/man1/hfcachefs.1.gz",
+        "/usr/share/man/man1/hfcachefs-mount.1.gz",
+        "/usr/share/bash-completion/completions/hfcachefs",
+        "/usr/share/doc/hfcachefs/copyright",
+        "/usr/share/doc/hfcachefs/examples/hfcachefs-example.mount",
+    ];
+    for f in files {
+        assert!(Path::new(f).is_file(), "{f} not installed");
+    }
+    // The helper link reaches fuse3's mount.fuse3, and the installed binary runs.
+    let helper = fs::canonicalize("/usr/sbin/mount.fuse.hfcachefs").unwrap();
+    assert_eq!(helper.file_name().unwrap(), "mount.fuse3");
+    let v = ok(Command::new("/usr/bin/hfcachefs").arg("--version"));
+    assert!(v.starts_with("hfcachefs "), "{v}");
+    // The installed units, from systemd's own search path, pass verification and point at
+    // the installed binary.
+    let unit = fs::read_to_string("/usr/lib/systemd/system/hfcachefs@.service").unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/bin/hfcachefs mount -f"),
+        "{unit}"
+    );
+    for u in [
+        "hfcachefs@hub.service",
+        "hfcachefs-dedupe@hub.timer",
+        "hfcachefs-dedupe@hub.service",
+        "hfcachefs-gc@hub.timer",
+        "hfcachefs-gc@hub.service",
+    ] {
+        let text = ok(Command::new("systemd-analyze").args(["verify", "--man=no", u]));
+        assert!(text.trim().is_empty(), "{u}: {text}");
+    }
+    ok(Command::new("apt-get")
+        .args([
+            "remove",
+            "-y",
+            "-qq",
+            "-o",
+            "DPkg::Lock::Timeout=120",
+            "hfcachefs",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+    for f in files {
+        assert!(!Path::new(f).exists(), "{f} left after remove");
+    }
+    assert!(fs::symlink_metadata("/usr/sbin/mount.fuse.hfcachefs").is_err());
+}
