@@ -74,6 +74,9 @@ fn status_tells_live_stale_and_dead_apart_and_cleans_up() {
     let (code, v) = status_json(&state, Some(&m.mp));
     assert_eq!((code, &v[0]["state"]), (0, &"live".into()), "{v}");
     assert_eq!(v[0]["pid"], u64::from(pid));
+    // The logrotate hook's list: the live daemon's PID, nothing else.
+    let (code, text) = run_in(&state, &["status".as_ref(), "--pids".as_ref()]);
+    assert_eq!((code, text.trim()), (0, pid.to_string().as_str()));
 
     // A file left by a daemon that is gone, for a mount that is gone: deleted by `status`.
     let mut leftover = v[0].clone();
