@@ -452,6 +452,7 @@ fn read_write_share_downloads_land_in_the_store() {
 #[test]
 fn what_the_view_adds_over_sharing_the_bare_store() {
     let store = Store::hub();
+    store.add_hostile();
     chown_tree(store.root(), OWNER);
     fs::set_permissions(store.root(), fs::Permissions::from_mode(0o755)).unwrap();
     let m = Mount::new(store.root(), "rw,allow_other");
@@ -492,6 +493,11 @@ fn what_the_view_adds_over_sharing_the_bare_store() {
         Some(content(9, 5000)),
         "a two-level shared-blob chain, hardened share"
     );
+    // A link out of the store (to /etc/passwd): refused by both, by Samba's default
+    // `wide links = no` on the bare store, by the view's own rule through the view.
+    let escape = format!("{REPO}/snapshots/{C1}/abs_escape");
+    assert_eq!(fetch("store", &escape), None);
+    assert_eq!(fetch("view-nofollow", &escape), None);
     // 3. A client overwriting a snapshot file: through the bare store, Samba follows the link
     //    and rewrites the blob, so every revision sharing it changes; through the view the
     //    blob is refused and stays intact.
