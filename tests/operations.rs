@@ -53,6 +53,37 @@ fn run_in(state: &Path, args: &[&std::ffi::OsStr]) -> (i32, String) {
     )
 }
 
+/// Unmounts (lazily) with the state dir `.1` on drop: for detached mounts made by a test.
+struct LazyUnmount<'a>(&'a Path, &'a Path);
+
+impl Drop for LazyUnmount<'_> {
+    fn drop(&mut self) {
+        run_in(
+            self.1,
+            &["unmount".as_ref(), "--lazy".as_ref(), self.0.as_os_str()],
+        );
+    }
+}
+
+/// The `/proc/self/mountinfo` line of the mount at `mp` (options are its 6th field).
+fn mountinfo_line(mp: &Path) -> String {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find(|l| l.split(' ').nth(4) == mp.to_str())
+        .unwrap_or_else(|| panic!("{} not in mountinfo", mp.display()))
+        .to_string()
+}
+
+/// A scratch directory with an empty mountpoint `mnt` (canonical) and a state dir path.
+fn workdir() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let mp = work.path().join("mnt");
+    std::fs::create_dir(&mp).unwrap();
+    let mp = std::fs::canonicalize(&mp).unwrap();
+    let state = work.path().join("state");
+    (work, mp, state)
+}
+
 fn json_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -219,23 +250,10 @@ fn a_non_empty_mountpoint_is_refused_unless_nonempty() {
     assert!(!is_mounted(&mp));
     let (code, text) = mount("ro,nonempty");
     assert_eq!(code, 0, "{text}");
-    struct Unmount<'a>(&'a Path, &'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            run_in(
-                self.1,
-                &["unmount".as_ref(), "--lazy".as_ref(), self.0.as_os_str()],
-            );
-        }
-    }
-    let _guard = Unmount(&mp, &state);
+    let _guard = LazyUnmount(&mp, &state);
     assert!(is_mounted(&mp));
     // `hfcachefs mount` is nodev,nosuid unless dev/suid are asked for.
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = info
-        .lines()
-        .find(|l| l.split(' ').nth(4) == mp.to_str())
-        .unwrap_or_else(|| panic!("{} not in mountinfo", mp.display()));
+    let line = mountinfo_line(&mp);
     let opts: Vec<&str> = line.split(' ').nth(5).unwrap_or("").split(',').collect();
     assert!(
         opts.contains(&"nodev") && opts.contains(&"nosuid"),
@@ -315,10 +333,7 @@ fn under_systemd_readiness_is_notified_and_lines_carry_journal_priorities() {
     // A store that is no hub cache, so that the log has a warning next to its info lines.
     let store = tempfile::tempdir().unwrap();
     std::fs::write(store.path().join("README"), b"x").unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let mp = work.path().join("mnt");
-    std::fs::create_dir(&mp).unwrap();
-    let mp = std::fs::canonicalize(&mp).unwrap();
+    let (work, mp, _) = workdir();
     let sock_path = work.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
@@ -367,11 +382,7 @@ fn under_systemd_readiness_is_notified_and_lines_carry_journal_priorities() {
 #[test]
 fn log_files_are_honoured_in_the_foreground_and_named_when_missing() {
     let store = Store::hub();
-    let work = tempfile::tempdir().unwrap();
-    let mp = work.path().join("mnt");
-    std::fs::create_dir(&mp).unwrap();
-    let mp = std::fs::canonicalize(&mp).unwrap();
-    let state = work.path().join("state");
+    let (work, mp, state) = workdir();
     // A log file in a directory that does not exist: the error names it, nothing is mounted.
     let missing = work.path().join("no-such-dir/h.log");
     let (code, text) = run_in(
@@ -444,11 +455,7 @@ fn syslog_reachable() -> bool {
 #[test]
 fn detached_without_syslog_logs_to_a_file_it_names() {
     let store = Store::hub();
-    let work = tempfile::tempdir().unwrap();
-    let mp = work.path().join("mnt");
-    std::fs::create_dir(&mp).unwrap();
-    let mp = std::fs::canonicalize(&mp).unwrap();
-    let state = work.path().join("state");
+    let (_work, mp, state) = workdir();
     let (code, text) = run_in(
         &state,
         &[
@@ -460,16 +467,7 @@ fn detached_without_syslog_logs_to_a_file_it_names() {
         ],
     );
     assert_eq!(code, 0, "{text}");
-    struct Unmount<'a>(&'a Path, &'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            run_in(
-                self.1,
-                &["unmount".as_ref(), "--lazy".as_ref(), self.0.as_os_str()],
-            );
-        }
-    }
-    let _u = Unmount(&mp, &state);
+    let _u = LazyUnmount(&mp, &state);
     let fallback = state.join("hfcachefs.log");
     if syslog_reachable() {
         // With a syslog socket the lines go there, and nothing is said.
@@ -537,10 +535,7 @@ fn mount_help_man_pages_completions_and_flag_aliases() {
     // --read-only --allow-other -d: a read-only allow_other mount in the foreground with
     // debug logging.
     let store = Store::hub();
-    let work = tempfile::tempdir().unwrap();
-    let mp = work.path().join("mnt");
-    std::fs::create_dir(&mp).unwrap();
-    let mp = std::fs::canonicalize(&mp).unwrap();
+    let (work, mp, _) = workdir();
     let log = work.path().join("stderr");
     let child = Command::new(bin())
         .args(["mount", "--read-only", "--allow-other", "-d"])
@@ -567,12 +562,7 @@ fn mount_help_man_pages_completions_and_flag_aliases() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let _ = std::fs::read_dir(&mp).unwrap().count();
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = info
-        .lines()
-        .find(|l| l.split(' ').nth(4) == mp.to_str())
-        .unwrap()
-        .to_string();
+    let line = mountinfo_line(&mp);
     assert!(
         line.split(' ')
             .nth(5)

@@ -842,27 +842,32 @@ fn many_copies(revs: usize, per_rev: usize) -> (tempfile::TempDir, String) {
     (dir, name)
 }
 
-#[test]
-fn ctrl_c_leaves_a_consistent_store_and_a_rerun_finishes() {
-    let (dir, name) = many_copies(8, 1000);
-    let root = dir.path();
+/// Starts `dedupe --json` on `root` (a [`many_copies`] store), sends `sig` as soon as the
+/// first entry has been replaced, and returns its output.
+fn dedupe_interrupted(root: &Path, sig: i32) -> std::process::Output {
     let first = root.join(format!("{M}/snapshots/{:040}/f00000", 0));
     let child = Command::new(harness::bin())
         .args(["dedupe", "--json"])
         .arg(root)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt as soon as the first entry has been replaced.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !std::fs::symlink_metadata(&first).unwrap().is_symlink() {
         assert!(std::time::Instant::now() < deadline, "dedupe never started");
         std::thread::sleep(Duration::from_millis(1));
     }
     // SAFETY: kill(2) on our own child's PID.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    unsafe { libc::kill(child.id() as i32, sig) };
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_leaves_a_consistent_store_and_a_rerun_finishes() {
+    let (dir, name) = many_copies(8, 1000);
+    let root = dir.path();
+    let out = dedupe_interrupted(root, libc::SIGINT);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let done = v["actions"].as_array().unwrap().len();
     if out.status.code() == Some(0) {
@@ -901,23 +906,7 @@ fn ctrl_c_leaves_a_consistent_store_and_a_rerun_finishes() {
 #[test]
 fn sighup_stops_a_tool_with_its_report() {
     let (dir, _) = many_copies(2, 1000);
-    let root = dir.path();
-    let first = root.join(format!("{M}/snapshots/{:040}/f00000", 0));
-    let child = Command::new(harness::bin())
-        .args(["dedupe", "--json"])
-        .arg(root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !std::fs::symlink_metadata(&first).unwrap().is_symlink() {
-        assert!(std::time::Instant::now() < deadline, "dedupe never started");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // SAFETY: kill(2) on our own child's PID.
-    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
-    let out = child.wait_with_output().unwrap();
+    let out = dedupe_interrupted(dir.path(), libc::SIGHUP);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "no report after SIGHUP ({:?}): {e}: {}",
@@ -1101,27 +1090,12 @@ fn real_client_reads_every_revision_after_dedupe_and_gc() {
     assert_eq!(failed.len(), 3, "every tiny-model revision: {text}");
 }
 
-/// Runs a tool with `args` and the store `root`: (exit code, stdout, stderr).
-fn tool_text(args: &[&str], root: &Path) -> (i32, String, String) {
-    let out = Command::new(harness::bin())
-        .args(args)
-        .arg(root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn reports_for_people_jobs_counts_long_names_and_a_corrupt_blob() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     // -j 0 would hash nothing: a usage error.
-    let (code, _, err) = tool_text(&["verify", "-j", "0"], root);
+    let (code, _, err) = tool(&["verify", "-j", "0"], root);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("use 1 or more"), "{err}");
 
@@ -1138,7 +1112,7 @@ fn reports_for_people_jobs_counts_long_names_and_a_corrupt_blob() {
         &format!("../../blobs/{}", git(&data)),
         &root.join(format!("{M}/snapshots/{C1}/f")),
     );
-    let (code, table, err) = tool_text(&["scan"], root);
+    let (code, table, err) = tool(&["scan"], root);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = table.lines().take(4).collect();
     let type_col = lines[0].find("TYPE").unwrap();
@@ -1151,7 +1125,7 @@ fn reports_for_people_jobs_counts_long_names_and_a_corrupt_blob() {
     let p = root.join(M).join("blobs").join(git(&orphan));
     write(&p, &orphan);
     backdate(&p);
-    let (code, text, err) = tool_text(&["gc", "--dry-run"], root);
+    let (code, text, err) = tool(&["gc", "--dry-run"], root);
     assert_eq!(code, 0, "{err}");
     assert!(text.starts_with("would delete 1 entry,"), "{text}");
 
@@ -1160,7 +1134,7 @@ fn reports_for_people_jobs_counts_long_names_and_a_corrupt_blob() {
     let good = c(7, 50);
     write(&root.join(M).join("blobs").join(git(&good)), &c(8, 50));
     write(&root.join(format!("{M}/snapshots/{C2}/g")), &good);
-    let (code, text, _) = tool_text(&["dedupe", "--dry-run", "--min-age", "0"], root);
+    let (code, text, _) = tool(&["dedupe", "--dry-run", "--min-age", "0"], root);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains("is corrupt") && text.contains("this copy is good"),
