@@ -547,3 +547,46 @@ fn debian_package_installs_and_removes_cleanly() {
     }
     assert!(fs::symlink_metadata("/usr/sbin/mount.fuse.hfcachefs").is_err());
 }
+
+/// The service's ExecStart with an empty `OPTIONS=` in NAME.conf: whether the empty `${OPTIONS}`
+/// becomes an empty argument (systemd's rule for `${VAR}`) or no argument at all, `-o` must
+/// not take the store as its value. Run against a missing mountpoint, the command must get
+/// as far as complaining about the mountpoint, with the store taken as the store. The units
+/// are ordered before smbd so Samba never shares an empty mountpoint.
+#[test]
+fn service_exec_start_survives_an_empty_options_line() {
+    let unit = fs::read_to_string(repo().join("platform/linux/hfcachefs@.service")).unwrap();
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart=");
+    let store = Store::hub();
+    let missing = store.root().with_extension("no-such-mountpoint");
+    for drop_empty in [false, true] {
+        let mut words: Vec<String> = Vec::new();
+        for w in line.split_whitespace().skip(1) {
+            let w = w
+                .replace("${LOG_LEVEL}", "info")
+                .replace("${OPTIONS}", "")
+                .replace("${STORE}", store.root().to_str().unwrap())
+                .replace("${MOUNTPOINT}", missing.to_str().unwrap());
+            if !(drop_empty && w.is_empty()) {
+                words.push(w);
+            }
+        }
+        let out = Command::new(bin())
+            .args(&words)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("does not exist") && err.contains("mkdir"),
+            "{words:?}: {err}"
+        );
+    }
+    for f in ["hfcachefs@.service", "hfcachefs-example.mount"] {
+        let text = fs::read_to_string(repo().join("platform/linux").join(f)).unwrap();
+        assert!(text.contains("\nBefore=smbd.service\n"), "{f}");
+    }
+}
