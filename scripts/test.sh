@@ -15,6 +15,8 @@ cargo clippy --all-targets --quiet -- -D warnings
 if [ "${HFCACHEFS_SKIP_WINDOWS:-0}" != 1 ]; then
     echo "== Windows build and unit tests (x86_64-pc-windows-gnu, wine)"
     scripts/windows-check.sh
+    echo "== Windows release zip: built, and run under wine without WinFsp"
+    scripts/windows-release-check.sh
 fi
 echo "== cargo test"
 # Unit tests of the library and binary, then every integration test (examples are built by

@@ -22,4 +22,7 @@ if [[ ! -f $tool ]]; then
 fi
 # Only the library, binary and test targets are built and run: examples are type-checked
 # (cargo check --all-targets) but not linked for Windows.
+# WinFsp's DLL is a delay import made by build.rs (the exe must start without WinFsp), so the
+# shared tool must not add WinFsp's ordinary import library to the link.
+export WINCHECK_WINFSP_LINK=${WINCHECK_WINFSP_LINK:-none}
 exec bash "$tool" "$root" --lib --bins --tests "$@"

@@ -66,8 +66,8 @@ pub enum OptionError {
 
 /// Every option `-o` accepts, for errors and `mount --help`.
 pub const KNOWN: &str = "ro, rw, allow_other, allow_root, default_permissions, nonempty, uid=N, gid=N, \
-fsname=NAME, subtype=NAME, entry_timeout=SECS, attr_timeout=SECS, blob_timeout=SECS, \
-threads=N, passthrough, nopassthrough, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
+fsname=NAME, subtype=NAME, entry_timeout=SECS, attr_timeout=SECS, blob_timeout=SECS, immutable_timeout=SECS, \
+threads=N, xsym, passthrough, nopassthrough, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
 sync, async, dirsync; ignored for fstab: defaults, auto, noauto, user, users, nouser, owner, \
 _netdev, nofail, comment=…, x-…";
 
@@ -107,6 +107,9 @@ impl MountConfig {
                     ("entry_timeout", Some(v)) => self.view.entry_ttl = seconds(opt, v)?,
                     ("attr_timeout", Some(v)) => self.view.attr_ttl = seconds(opt, v)?,
                     ("blob_timeout", Some(v)) => self.view.blob_attr_ttl = seconds(opt, v)?,
+                    ("immutable_timeout", Some(v)) => {
+                        self.view.immutable_entry_ttl = seconds(opt, v)?
+                    }
                     ("threads", Some(v)) => {
                         let n: u32 = number(opt, v)?;
                         if n == 0 || n > 64 {
@@ -117,6 +120,7 @@ impl MountConfig {
                         }
                         self.threads = n as usize;
                     }
+                    ("xsym", None) => self.view.xsym = true,
                     ("passthrough", None) => self.passthrough = Some(true),
                     ("nopassthrough", None) => self.passthrough = Some(false),
                     (

@@ -19,6 +19,7 @@ use crate::error::FsError;
 use crate::stats::Stats;
 
 mod iomode;
+use crate::view::access;
 use crate::view::{
     Attr, AttrKind, CacheView, Caller, Entry, LockSpec, LockType, Opened, SetAttr, TimeSet,
 };
@@ -67,6 +68,13 @@ impl FuseFs {
 
     fn count(&self) {
         Stats::bump(&self.stats.requests, 1);
+    }
+
+    /// Counts a request and enters its caller for the view's access checks (see
+    /// `view::access`) until the returned guard is dropped.
+    fn enter(&self, req: &Request) -> access::Serving {
+        self.count();
+        access::serving(caller(req))
     }
 
     fn no_passthrough(&self, why: &str) {
@@ -120,7 +128,10 @@ impl FuseFs {
         match grant {
             Grant::Passthrough(Backing { id, .. }) => {
                 Stats::bump(&self.stats.passthrough_opens, 1);
-                // FOPEN_KEEP_CACHE must not be combined with passthrough.
+                // FOPEN_KEEP_CACHE must not be combined with passthrough. The FLUSH at close
+                // is kept: it lets the (asynchronous) RELEASE of a passthrough reader reach
+                // the daemon before the closing process's next open, which a writer of the
+                // same inode would otherwise find still held (ETXTBSY).
                 reply.passthrough(o.fh, id);
             }
             Grant::Cached => {
@@ -128,6 +139,12 @@ impl FuseFs {
                 let mut f = FopenFlags::empty();
                 if o.keep_cache {
                     f |= FopenFlags::FOPEN_KEEP_CACHE;
+                    // A reader of an immutable blob has nothing to flush at close: skip that
+                    // round trip. (Kept for everything else: `flush` pushes writes to the
+                    // store and releases the closing process's POSIX locks.)
+                    if !writable {
+                        f |= FopenFlags::FOPEN_NOFLUSH;
+                    }
                 }
                 reply.cached(o.fh, f);
             }
@@ -215,6 +232,31 @@ fn reopen_rdwr(f: &std::fs::File) -> Option<std::fs::File> {
         .ok()
 }
 
+/// How many waiting locks may hold a thread of their own at once.
+const MAX_LOCK_WAITERS: usize = 64;
+
+/// One of the `MAX_LOCK_WAITERS` places of a waiting lock; given back when dropped.
+struct LockWaiter(());
+
+static LOCK_WAITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl LockWaiter {
+    fn take() -> Option<LockWaiter> {
+        LOCK_WAITERS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_LOCK_WAITERS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| LockWaiter(()))
+    }
+}
+
+impl Drop for LockWaiter {
+    fn drop(&mut self) {
+        LOCK_WAITERS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 fn lock_spec(start: u64, end: u64, typ: i32, pid: u32) -> Result<LockSpec, Errno> {
     let typ = LockType::from_raw(typ).ok_or(Errno::EINVAL)?;
     Ok(LockSpec {
@@ -282,6 +324,7 @@ fn caller(req: &Request) -> Caller {
     Caller {
         uid: req.uid(),
         gid: req.gid(),
+        pid: req.pid(),
     }
 }
 
@@ -330,8 +373,8 @@ impl Filesystem for FuseFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.count();
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _caller = self.enter(req);
         self.answer_entry(reply, self.view.lookup(parent.0, name));
     }
 
@@ -345,8 +388,8 @@ impl Filesystem for FuseFs {
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.count();
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _caller = self.enter(req);
         match self.view.getattr(ino.0, fh.map(|f| f.0)) {
             Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
             Err(e) => reply.error(self.fail(e)),
@@ -355,7 +398,7 @@ impl Filesystem for FuseFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -371,7 +414,7 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         let set = SetAttr {
             mode,
             uid,
@@ -386,8 +429,8 @@ impl Filesystem for FuseFs {
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.count();
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _caller = self.enter(req);
         match self.view.readlink(ino.0) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(self.fail(e)),
@@ -404,7 +447,7 @@ impl Filesystem for FuseFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         self.answer_entry(
             reply,
             self.view.mknod(parent.0, name, mode, umask, caller(req)),
@@ -420,20 +463,20 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         self.answer_entry(
             reply,
             self.view.mkdir(parent.0, name, mode, umask, caller(req)),
         );
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.count();
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _caller = self.enter(req);
         self.answer_ok(reply, self.view.unlink(parent.0, name));
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.count();
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _caller = self.enter(req);
         self.answer_ok(reply, self.view.rmdir(parent.0, name));
     }
 
@@ -445,7 +488,7 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         self.answer_entry(
             reply,
             self.view.symlink(parent.0, link_name, target, caller(req)),
@@ -454,7 +497,7 @@ impl Filesystem for FuseFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -462,7 +505,7 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         let res = self
             .view
             .rename(parent.0, name, newparent.0, newname, flags.bits());
@@ -471,18 +514,18 @@ impl Filesystem for FuseFs {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         self.answer_entry(reply, self.view.link(ino.0, newparent.0, newname));
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        self.count();
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _caller = self.enter(req);
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         match self.view.open(ino.0, flags.0) {
             Ok(o) => self.reply_open(ino.0, o, writable, OpenReply::Open(reply)),
@@ -492,7 +535,7 @@ impl Filesystem for FuseFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -501,7 +544,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         match self.view.read(fh.0, offset, size) {
             Ok(d) => {
                 Stats::bump(&self.stats.bytes_read, d.len() as u64);
@@ -513,7 +556,7 @@ impl Filesystem for FuseFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -523,7 +566,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         match self.view.write(fh.0, offset, data) {
             Ok(n) => {
                 Stats::bump(&self.stats.bytes_written, u64::from(n));
@@ -535,13 +578,16 @@ impl Filesystem for FuseFs {
 
     fn flush(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
-        _lock_owner: LockOwner,
+        lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.count();
+        let _caller = self.enter(req);
+        // POSIX: closing any descriptor of a file releases the closing process's locks on it
+        // (the kernel leaves that to servers that take POSIX locks).
+        self.view.drop_locks(ino.0, lock_owner.0);
         // Writes through passthrough went to the backing file, others to the handle's.
         let backing = {
             let io = self.io.lock().unwrap_or_else(|e| e.into_inner());
@@ -558,7 +604,7 @@ impl Filesystem for FuseFs {
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -566,7 +612,7 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         self.release_io(fh.0);
         self.view.release(fh.0, lock_owner.map(|o| o.0));
         reply.ok();
@@ -574,18 +620,18 @@ impl Filesystem for FuseFs {
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         self.answer_ok(reply, self.view.fsync(fh.0, datasync));
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.count();
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _caller = self.enter(req);
         match self.view.opendir(ino.0) {
             // Listings may be cached by the kernel: it drops them when the directory's
             // attributes (refreshed after attr_timeout) show a new mtime.
@@ -599,13 +645,13 @@ impl Filesystem for FuseFs {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         let res = self.view.readdir(fh.0, offset, |e| {
             let kind = match e.kind {
                 AttrKind::Dir => FileType::Directory,
@@ -621,13 +667,13 @@ impl Filesystem for FuseFs {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         let res = self.view.readdirplus(fh.0, offset, |name, off, e| {
             reply.add(
                 INodeNo(e.attr.ino),
@@ -646,31 +692,31 @@ impl Filesystem for FuseFs {
 
     fn releasedir(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         self.view.releasedir(fh.0);
         reply.ok();
     }
 
     fn fsyncdir(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        self.count();
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _caller = self.enter(req);
         match self.view.statfs() {
             Ok(s) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
@@ -679,8 +725,8 @@ impl Filesystem for FuseFs {
         }
     }
 
-    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        self.count();
+    fn access(&self, req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let _caller = self.enter(req);
         // Permission checks are the kernel's (`default_permissions`) or the store's.
         reply.error(Errno::ENOSYS);
     }
@@ -695,7 +741,7 @@ impl Filesystem for FuseFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         match self
             .view
             .create(parent.0, name, mode, umask, flags, caller(req))
@@ -710,7 +756,7 @@ impl Filesystem for FuseFs {
 
     fn getlk(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         lock_owner: LockOwner,
@@ -720,7 +766,7 @@ impl Filesystem for FuseFs {
         pid: u32,
         reply: fuser::ReplyLock,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         let spec = match lock_spec(start, end, typ, pid) {
             Ok(s) => s,
             Err(e) => return reply.error(e),
@@ -734,9 +780,9 @@ impl Filesystem for FuseFs {
 
     fn setlk(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         lock_owner: LockOwner,
         start: u64,
         end: u64,
@@ -745,24 +791,34 @@ impl Filesystem for FuseFs {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         let spec = match lock_spec(start, end, typ, pid) {
             Ok(s) => s,
             Err(e) => return reply.error(e),
         };
         if !sleep {
-            return self.answer_ok(reply, self.view.setlk(ino.0, lock_owner.0, spec, false));
+            let res = self.view.setlk(ino.0, fh.0, lock_owner.0, spec, false);
+            return self.answer_ok(reply, res);
         }
-        // A waiting lock must not hold a worker thread: wait on a thread of its own.
+        // A waiting lock must not hold a worker thread: wait on a thread of its own, of
+        // which there are at most `MAX_LOCK_WAITERS` (more waiters get `ENOLCK`).
+        let Some(slot) = LockWaiter::take() else {
+            log::warn!("{MAX_LOCK_WAITERS} locks are waiting already; refusing another (ENOLCK)");
+            return reply.error(Errno::ENOLCK);
+        };
         let view = self.view.clone();
         let stats = self.stats.clone();
-        let spawned =
-            std::thread::Builder::new()
-                .name("lock-wait".into())
-                .spawn(move || match view.setlk(ino.0, lock_owner.0, spec, true) {
+        let who = caller(req);
+        let spawned = std::thread::Builder::new()
+            .name("lock-wait".into())
+            .spawn(move || {
+                let _slot = slot;
+                let _caller = access::serving(who);
+                match view.setlk(ino.0, fh.0, lock_owner.0, spec, true) {
                     Ok(()) => reply.ok(),
                     Err(e) => reply.error(fail(&stats, e)),
-                });
+                }
+            });
         if let Err(e) = spawned {
             log::error!("cannot start a lock-wait thread: {e}");
         }
@@ -804,7 +860,7 @@ impl Filesystem for FuseFs {
 
     fn ioctl(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
         _flags: fuser::IoctlFlags,
@@ -813,14 +869,14 @@ impl Filesystem for FuseFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         // Files are not terminals (Python's `open` asks with TCGETS on every file).
         reply.error(Errno::ENOTTY);
     }
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -828,20 +884,20 @@ impl Filesystem for FuseFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         self.answer_ok(reply, self.view.fallocate(fh.0, offset, length, mode));
     }
 
     fn lseek(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: i64,
         whence: i32,
         reply: ReplyLseek,
     ) {
-        self.count();
+        let _caller = self.enter(req);
         match self.view.lseek(fh.0, offset, whence) {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(self.fail(e)),

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 
 use crate::path::StorePath;
+use crate::view::access::Guards;
 
 /// A view inode number.
 pub type Ino = u64;
@@ -54,6 +55,12 @@ pub struct Node {
     /// Other real paths this file was seen under (hard links), most recent first; tried
     /// when `real` is gone. At most [`MAX_ALIASES`].
     pub aliases: Vec<StorePath>,
+    /// Reached through a link, or inside a directory that was: the view path is not the
+    /// store path, so the kernel's checks along the view path are not the store's.
+    pub via_link: bool,
+    /// Directories on `real` that not everyone may search (see `view::access`); checked
+    /// for the caller on every access. Empty unless `via_link`.
+    pub guards: Guards,
 }
 
 /// How many other names of a hard-linked file are remembered.
@@ -81,6 +88,8 @@ impl Default for InodeTable {
             immutable: false,
             lookups: 1,
             aliases: Vec::new(),
+            via_link: false,
+            guards: Guards::default(),
         };
         t.by_key.insert(Key::Root, ROOT_INO);
         t.nodes.insert(ROOT_INO, root);
@@ -122,9 +131,19 @@ impl InodeTable {
                 immutable,
                 lookups: 1,
                 aliases: Vec::new(),
+                via_link: false,
+                guards: Guards::default(),
             },
         );
         ino
+    }
+
+    /// Records how the node was last reached (see [`Node::via_link`], [`Node::guards`]).
+    pub fn set_reach(&mut self, ino: Ino, via_link: bool, guards: Guards) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.via_link = via_link;
+            node.guards = guards;
+        }
     }
 
     /// Makes `real` the node's current path (it was found there after `real` went away).
@@ -147,6 +166,8 @@ impl InodeTable {
             immutable: false,
             lookups: 1,
             aliases: Vec::new(),
+            via_link: false,
+            guards: Guards::default(),
         };
         self.nodes.insert(ino, node);
         ino

@@ -22,7 +22,6 @@ pub mod resolve;
 pub mod sdnotify;
 pub mod stats;
 pub mod store;
-#[cfg(unix)]
 pub mod tools;
 pub mod view;
 pub mod winfsp;

@@ -61,16 +61,12 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         pids: bool,
     },
-    #[cfg(unix)]
     /// Report sizes, copies, orphan blobs, stale downloads and broken links of a store.
     Scan(hfcachefs::tools::ScanArgs),
-    #[cfg(unix)]
     /// Re-hash every blob and report those whose content does not match their name.
     Verify(hfcachefs::tools::VerifyArgs),
-    #[cfg(unix)]
     /// Turn snapshot files that are copies of a blob back into links to it.
     Dedupe(hfcachefs::tools::DedupeArgs),
-    #[cfg(unix)]
     /// Delete blobs nothing links to, and stale .incomplete and temporary files.
     Gc(hfcachefs::tools::GcArgs),
     /// Write the man pages (DIR/man1/) and shell completions (DIR/completions/) generated
@@ -310,13 +306,9 @@ fn main() -> ExitCode {
             Command::Status {
                 mountpoint, json, ..
             } => status(mountpoint.as_deref(), json),
-            #[cfg(unix)]
             Command::Scan(a) => return hfcachefs::tools::scan::main(a, default_store()),
-            #[cfg(unix)]
             Command::Verify(a) => return hfcachefs::tools::verify::main(a, default_store()),
-            #[cfg(unix)]
             Command::Dedupe(a) => return hfcachefs::tools::dedupe::main(a, default_store()),
-            #[cfg(unix)]
             Command::Gc(a) => return hfcachefs::tools::gc::main(a, default_store()),
             Command::Generate { dir } => generate(&dir),
         }

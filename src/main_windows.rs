@@ -21,7 +21,6 @@ pub fn run_mount(args: MountArgs) -> Result<(), String> {
     cfg.apply_options(&args.options)
         .map_err(|e| e.to_string())?;
     init_log(args.log_level.as_deref(), args.log_file.as_deref())?;
-    hfcachefs::store::Store::open_root(&source).map_err(|e| e.to_string())?;
     hfcachefs::winfsp::run(
         &source,
         &mountpoint,

@@ -108,6 +108,23 @@ impl StorePath {
         Some(StorePath(to.0.join(rest)))
     }
 
+    /// True for anything inside a repo's `blobs/` or the shared store's `blobs/`: Hub
+    /// content lives there, so nothing there is ever taken for an XSym link.
+    pub fn in_blobs(&self) -> bool {
+        let mut comps = self.components();
+        let (first, second) = (comps.next(), comps.next());
+        first == Some(OsStr::new("blobs")) || second == Some(OsStr::new("blobs"))
+    }
+
+    /// True for a name whose target the hub never changes: a snapshot entry
+    /// `<repo>/snapshots/<commit>/<path…>` (fixed by its commit) or a blob (fixed by its
+    /// hash, see [`StorePath::is_blob`]). Such a name may disappear, never lead elsewhere.
+    pub fn is_fixed_name(&self) -> bool {
+        let mut comps = self.components();
+        let (_repo, kind, _commit) = (comps.next(), comps.next(), comps.next());
+        (kind == Some(OsStr::new("snapshots")) && comps.next().is_some()) || self.is_blob()
+    }
+
     /// True for a path that names an immutable blob: a repo's `<repo>/blobs/<etag>` (40 or
     /// 64 lower-case hex digits) or the shared store's `blobs/<hh>/<hash>` (64 hex, `hh` its
     /// first two digits).
@@ -145,14 +162,37 @@ impl StorePath {
     }
 }
 
+/// Shown with control characters, backslashes and invalid UTF-8 escaped (`\n`, `\x1b`,
+/// `\\`): names come from the store, where anyone may create them, and a newline in a
+/// name must never forge a line of a log.
 impl fmt::Display for StorePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_root() {
-            f.write_str("/")
-        } else {
-            write!(f, "/{}", self.0.display())
+            return f.write_str("/");
+        }
+        for c in self.components() {
+            f.write_str("/")?;
+            escape_name(c.as_encoded_bytes(), f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` with everything that is not printable UTF-8 escaped.
+fn escape_name(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                c if c.is_control() => write!(f, "{}", c.escape_default())?,
+                c => fmt::Write::write_char(f, c)?,
+            }
+        }
+        for b in chunk.invalid() {
+            write!(f, "\\x{b:02x}")?;
         }
     }
+    Ok(())
 }
 
 /// True for a single directory-entry name: not empty, not `.`/`..`, no `/` and no NUL.
@@ -225,6 +265,31 @@ pub fn link_target(
     StorePath::from_components(parts.iter().map(OsString::as_os_str)).ok_or(Escape)
 }
 
+/// For a link text that any reader of the store follows exactly as [`link_target`] maps it
+/// — relative, `/`-separated, with `..` only as leading components and no empty or `.`
+/// components — the number of leading `..`; `None` for any other text.
+///
+/// A `..` after a name is where the OS and a lexical reading part ways (when the name is
+/// itself a link, `..` leaves the link's *target*), so only plain texts keep a link inside
+/// the store for every reader; a plain text in directory `dir` stays inside while its
+/// leading `..` count is at most `dir.depth()`.
+pub fn plain_link(text: &[u8]) -> Option<usize> {
+    if text.is_empty() || text.first() == Some(&b'/') || text.contains(&b'\\') {
+        return None;
+    }
+    let mut ups = 0;
+    let mut names = 0;
+    for comp in text.split(|&c| c == b'/') {
+        match comp {
+            b"" | b"." => return None,
+            b".." if names == 0 => ups += 1,
+            b".." => return None,
+            _ => names += 1,
+        }
+    }
+    (names > 0).then_some(ups)
+}
+
 /// Lexically normalises an absolute path (`.` and `..` folded, `..` at `/` stays at `/`).
 fn normalize_abs(text: &[u8]) -> PathBuf {
     let mut parts: Vec<&[u8]> = Vec::new();
@@ -250,6 +315,36 @@ mod tests {
 
     fn sp(s: &str) -> StorePath {
         StorePath::parse(s).expect("valid test path")
+    }
+
+    #[test]
+    fn display_escapes_what_could_forge_a_log_line() {
+        let p = StorePath::from_components([OsStr::new("a\nWARN forged"), OsStr::new("b\x1b[31m")])
+            .unwrap();
+        assert_eq!(p.to_string(), "/a\\nWARN forged/b\\u{1b}[31m");
+        assert!(!p.to_string().contains('\n'));
+        // A backslash is a name character on Unix (a separator on Windows).
+        #[cfg(unix)]
+        assert_eq!(sp("a\\b").to_string(), "/a\\\\b");
+    }
+
+    #[test]
+    fn plain_links_have_leading_dotdots_only() {
+        assert_eq!(plain_link(b"../../blobs/abc"), Some(2));
+        assert_eq!(plain_link(b"config.json"), Some(0));
+        assert_eq!(plain_link(b"sub/dir/f"), Some(0));
+        for odd in [
+            &b"dl/../../etc/passwd"[..],
+            b"/etc/passwd",
+            b"../",
+            b"..",
+            b"./x",
+            b"a//b",
+            b"..\\x",
+            b"",
+        ] {
+            assert_eq!(plain_link(odd), None, "{:?}", String::from_utf8_lossy(odd));
+        }
     }
 
     #[test]

@@ -37,13 +37,17 @@ pub trait LinkSource {
     /// Up to `max` first bytes of the regular file `p`, opened without following links.
     fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>>;
 
-    /// True if the entry `p` with metadata `meta` is a link: a symlink, or a regular file
-    /// of exactly [`xsym::XSYM_SIZE`] bytes that parses as an XSym link (an unreadable one
-    /// is a regular file).
+    /// True if an XSym file at `p` counts as a link (the store's policy; see
+    /// [`Store::xsym_links`]).
+    fn xsym_links(&self, p: &StorePath) -> bool;
+
+    /// True if the entry `p` with metadata `meta` is a link: a symlink, or — where
+    /// [`LinkSource::xsym_links`] allows — a regular file of exactly [`xsym::XSYM_SIZE`]
+    /// bytes that parses as an XSym link (an unreadable one is a regular file).
     fn is_link(&self, p: &StorePath, meta: &Meta) -> bool {
         match meta.kind {
             Kind::Symlink => true,
-            Kind::File if xsym::may_be_xsym(meta.size) => self
+            Kind::File if xsym::may_be_xsym(meta.size) && self.xsym_links(p) => self
                 .read_head(p, xsym::XSYM_SIZE as usize + 1)
                 .is_ok_and(|head| xsym::parse(&head).is_some()),
             _ => false,
@@ -63,6 +67,9 @@ impl LinkSource for Store {
     }
     fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
         Store::read_head(self, p, max)
+    }
+    fn xsym_links(&self, p: &StorePath) -> bool {
+        Store::xsym_links(self, p)
     }
 }
 
@@ -224,6 +231,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         build(dir.path());
         let store = Store::open_root(dir.path()).unwrap();
+        store.set_xsym(true);
         Fixture { dir, store }
     }
 
@@ -398,6 +406,28 @@ mod tests {
         assert_eq!(odd("xup"), Err(Odd::Escapes));
         assert_eq!(odd("xdangling"), Err(Odd::Dangling));
         assert_eq!(odd("xloop"), Err(Odd::Loop));
+    }
+
+    #[test]
+    fn xsym_is_a_link_only_where_the_store_says_and_never_in_blobs() {
+        let f = fixture(|root| {
+            hub(root);
+            // Hub content in the XSym format: a blob, and a snapshot entry that is a copy.
+            let x = crate::links::xsym::format(b"../../blobs/e1").unwrap();
+            std::fs::write(root.join("models--a--b/blobs/xs"), &x).unwrap();
+            std::fs::write(root.join("models--a--b/snapshots/c1/copy"), &x).unwrap();
+        });
+        let blob = StorePath::parse("models--a--b/blobs/xs").unwrap();
+        let copy = StorePath::parse("models--a--b/snapshots/c1/copy").unwrap();
+        let (mb, mc) = (f.store.lstat(&blob).unwrap(), f.store.lstat(&copy).unwrap());
+        // With `xsym`: a link outside blobs/, never inside.
+        assert!(!f.store.is_link(&blob, &mb));
+        assert!(f.store.readlink(&blob).is_err());
+        assert!(f.store.is_link(&copy, &mc));
+        // Without (the default): bytes are bytes.
+        f.store.set_xsym(false);
+        assert!(!f.store.is_link(&copy, &mc));
+        assert!(f.store.readlink(&copy).is_err());
     }
 
     #[test]

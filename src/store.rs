@@ -172,6 +172,8 @@ pub struct Store {
     /// rmdir made through the store; changes by others are picked up within `dir_ttl`.
     dirs: Mutex<lru::LruCache<StorePath, (Arc<OwnedFd>, Instant)>>,
     dir_ttl: Mutex<Duration>,
+    /// Whether XSym files are links (see [`Store::xsym_links`]).
+    xsym: AtomicBool,
 }
 
 /// How many directory descriptors the lookup cache keeps.
@@ -226,7 +228,20 @@ impl Store {
                 std::num::NonZeroUsize::new(DIR_CACHE).unwrap_or(std::num::NonZeroUsize::MIN),
             )),
             dir_ttl: Mutex::new(Duration::ZERO),
+            xsym: AtomicBool::new(false),
         })
+    }
+
+    /// Treat XSym files outside `blobs/` as links (the `xsym` mount option, for stores whose
+    /// own server writes links that way). Off by default: a file's bytes are Hub content
+    /// that anyone can publish, never a link unless the store says so.
+    pub fn set_xsym(&self, on: bool) {
+        self.xsym.store(on, Ordering::Relaxed);
+    }
+
+    /// True if an XSym file at `p` is a link: only with the `xsym` option, never in `blobs/`.
+    pub fn xsym_links(&self, p: &StorePath) -> bool {
+        self.xsym.load(Ordering::Relaxed) && !p.in_blobs()
     }
 
     /// Absolute paths under which the store root is known (for absolute link targets).
@@ -235,7 +250,30 @@ impl Store {
     }
 
     /// Opens `p` with `flags` (plus `O_NOFOLLOW | O_CLOEXEC`), never following a link.
+    ///
+    /// Only regular files and directories are ever opened: the open itself is non-blocking
+    /// (a FIFO or device swapped in under the name cannot stall the caller) and anything
+    /// else is closed again and answered with `ENXIO`. `O_NONBLOCK` is cleared afterwards
+    /// unless the caller asked for it. `O_PATH` opens (which open nothing) are exempt.
     pub fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
+        if flags.contains(OFlags::PATH) {
+            return self.open_raw(p, flags, mode);
+        }
+        let fd = self.open_raw(p, flags | OFlags::NONBLOCK, mode)?;
+        let st = rustix::fs::fstat(&fd)?;
+        match FileType::from_raw_mode(st.st_mode as _) {
+            FileType::RegularFile | FileType::Directory => {}
+            _ => return Err(io::Error::from_raw_os_error(libc::ENXIO)),
+        }
+        if !flags.contains(OFlags::NONBLOCK) {
+            let fl = rustix::fs::fcntl_getfl(&fd)?;
+            rustix::fs::fcntl_setfl(&fd, fl - OFlags::NONBLOCK)?;
+        }
+        Ok(fd)
+    }
+
+    /// [`Store::open`] without the type check.
+    fn open_raw(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mode = Mode::from_raw_mode(mode as _);
         if p.is_root() {
@@ -339,7 +377,10 @@ impl Store {
             Err(rustix::io::Errno::INVAL) => {
                 let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
                 let meta = Meta::from_stat(&st);
-                if meta.kind == Kind::File && crate::links::xsym::may_be_xsym(meta.size) {
+                if meta.kind == Kind::File
+                    && crate::links::xsym::may_be_xsym(meta.size)
+                    && self.xsym_links(p)
+                {
                     let head = self.read_head(p, crate::links::xsym::XSYM_SIZE as usize + 1)?;
                     if let Some(link) = crate::links::xsym::parse(&head) {
                         return Ok(link.text);
@@ -462,6 +503,29 @@ impl Store {
         false
     }
 
+    /// True if the store lies on a network file system (NFS, SMB, sshfs or another FUSE
+    /// file system, Ceph, 9P), where every call is a round trip worth overlapping.
+    pub fn is_remote(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            const REMOTE: [i64; 8] = [
+                0x6573_5546, // FUSE
+                0x6969,      // NFS
+                0x517b,      // SMB
+                0xfe53_4d42, // SMB2
+                0xff53_4d42, // CIFS
+                0x00c3_6400, // Ceph
+                0x0102_1997, // 9P
+                0x5346_414f, // AFS
+            ];
+            // `f_type`'s integer type differs between architectures.
+            #[allow(clippy::unnecessary_cast)]
+            rustix::fs::fstatfs(&self.root).is_ok_and(|s| REMOTE.contains(&(s.f_type as i64)))
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
     /// File system figures of the store.
     pub fn statfs(&self) -> io::Result<StoreStatfs> {
         let s = rustix::fs::fstatvfs(&self.root)?;
@@ -486,7 +550,7 @@ pub fn name_bytes(name: &OsStr) -> &[u8] {
 #[cfg(windows)]
 mod win;
 #[cfg(windows)]
-pub use win::{FileExt, OFlags, Store, errno_error};
+pub use win::{FileExt, OFlags, Store, calls, errno_error};
 
 #[cfg(all(test, unix))]
 mod tests {

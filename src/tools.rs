@@ -162,6 +162,7 @@ impl Ui {
     /// when stderr is a terminal.
     pub fn new() -> Ui {
         let stop = Arc::new(AtomicBool::new(false));
+        #[cfg(unix)]
         for sig in [
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
@@ -172,6 +173,8 @@ impl Ui {
             let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
             let _ = signal_hook::flag::register(sig, stop.clone());
         }
+        #[cfg(windows)]
+        win_console::register(stop.clone());
         Ui {
             stop,
             tty: std::io::stderr().is_terminal(),
@@ -360,5 +363,40 @@ mod tests {
         assert_eq!(Outcome::from(true, true), Outcome::Interrupted);
         assert_eq!(Outcome::from(true, false), Outcome::Problems);
         assert_eq!(Outcome::from(false, false), Outcome::Clean);
+    }
+}
+
+/// Ctrl-C and Ctrl-Break on Windows, with the meaning SIGINT has on Unix: the first sets the
+/// stop flag, a second ends the process with status 130.
+#[cfg(windows)]
+mod win_console {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, OnceLock};
+
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+    #[link(name = "kernel32")]
+    unsafe extern "system" {
+        fn SetConsoleCtrlHandler(
+            handler: Option<unsafe extern "system" fn(u32) -> i32>,
+            add: i32,
+        ) -> i32;
+    }
+
+    unsafe extern "system" fn on_event(_event: u32) -> i32 {
+        if let Some(stop) = STOP.get()
+            && stop.swap(true, Ordering::SeqCst)
+        {
+            std::process::exit(130);
+        }
+        1 // handled: the tool finishes its entry and exits 130 itself
+    }
+
+    pub fn register(stop: Arc<AtomicBool>) {
+        if STOP.set(stop).is_ok() {
+            // SAFETY: `on_event` is a valid handler for the life of the process and touches
+            // only the static flag.
+            unsafe { SetConsoleCtrlHandler(Some(on_event), 1) };
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! Invariants: the inode table lock is never held across store I/O; no request path
 //! unwraps; every store access goes through [`Store`], which follows no link.
 
+pub mod access;
 mod attr;
 mod dir;
 mod handles;
@@ -20,11 +21,11 @@ mod locks;
 mod win;
 mod write;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use attr::{Attr, AttrKind, Entry, SetAttr, TimeSet};
 pub use dir::DirEntry;
@@ -60,6 +61,10 @@ pub struct ViewConfig {
     pub attr_ttl: Duration,
     /// How long the kernel may cache attributes of immutable blobs.
     pub blob_attr_ttl: Duration,
+    /// How long the kernel may keep a fixed name (a snapshot entry or blob name, see
+    /// `StorePath::is_fixed_name`) that leads to an immutable blob: it may disappear, never
+    /// lead elsewhere, and an open that finds it gone makes the kernel look it up again.
+    pub immutable_entry_ttl: Duration,
     /// Show every entry as owned by this user instead of the store's owner.
     pub uid: Option<u32>,
     /// Show every entry as owned by this group instead of the store's group.
@@ -68,6 +73,8 @@ pub struct ViewConfig {
     pub mountpoint: Option<PathBuf>,
     /// Give files created through the view to the requesting user (when running as root).
     pub chown_new: bool,
+    /// XSym files outside `blobs/` are links (`-o xsym`; see `Store::set_xsym`).
+    pub xsym: bool,
 }
 
 impl Default for ViewConfig {
@@ -77,22 +84,18 @@ impl Default for ViewConfig {
             entry_ttl: Duration::from_secs(1),
             attr_ttl: Duration::from_secs(1),
             blob_attr_ttl: Duration::from_secs(60),
+            immutable_entry_ttl: Duration::from_secs(86_400),
             uid: None,
             gid: None,
             mountpoint: None,
             chown_new: true,
+            xsym: false,
         }
     }
 }
 
-/// Who is asking (for ownership of new entries).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Caller {
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
+pub use access::Caller;
+use access::{DirGuard, Guards};
 
 /// The view over one store.
 #[derive(Debug)]
@@ -103,6 +106,11 @@ pub struct CacheView {
     handles: Handles,
     locks: LockFds,
     warned: Mutex<HashSet<StorePath>>,
+    listings: dir::Listings,
+    /// The store is on a network file system (listings look entries up in parallel).
+    remote_store: bool,
+    /// Recently seen directories' guards (see [`CacheView::guards_of`]).
+    dir_guards: Mutex<HashMap<StorePath, (Option<DirGuard>, Instant)>>,
 }
 
 /// How a store entry is shown.
@@ -111,6 +119,12 @@ struct Shown {
     real: StorePath,
     meta: Meta,
     immutable: bool,
+    /// See [`crate::inode::Node::via_link`].
+    via_link: bool,
+    /// See [`crate::inode::Node::guards`].
+    guards: Guards,
+    /// The name itself is fixed (see `StorePath::is_fixed_name`).
+    fixed_name: bool,
 }
 
 impl CacheView {
@@ -118,6 +132,11 @@ impl CacheView {
     pub fn new(store: Store, config: ViewConfig) -> Self {
         #[cfg(unix)]
         store.set_dir_cache_ttl(config.entry_ttl.min(config.attr_ttl));
+        store.set_xsym(config.xsym);
+        #[cfg(unix)]
+        let remote_store = store.is_remote();
+        #[cfg(windows)]
+        let remote_store = false;
         CacheView {
             store,
             config,
@@ -125,6 +144,9 @@ impl CacheView {
             handles: Handles::default(),
             locks: LockFds::default(),
             warned: Mutex::new(HashSet::new()),
+            listings: Default::default(),
+            dir_guards: Default::default(),
+            remote_store,
         }
     }
 
@@ -171,20 +193,40 @@ impl CacheView {
 
     /// Decides how the store entry `path` (child `name` of view directory `parent`) is shown.
     fn classify(&self, parent: Ino, name: &OsStr, path: StorePath, meta: Meta) -> FsResult<Shown> {
+        let parent_via = self.node(parent).map(|n| n.via_link).unwrap_or(false);
+        let fixed_name = path.is_fixed_name();
+        let shown = |key, real: StorePath, meta, immutable, via_link| -> FsResult<Shown> {
+            let guards = if via_link {
+                self.guards_of(&real)?
+            } else {
+                Guards::default()
+            };
+            Ok(Shown {
+                key,
+                real,
+                meta,
+                immutable,
+                via_link,
+                guards,
+                fixed_name,
+            })
+        };
         match meta.kind {
             // An XSym file is a link (see `LinkSource::is_link`): resolved below.
-            Kind::File if !self.store.is_link(&path, &meta) => Ok(Shown {
-                key: Key::File(meta.dev, meta.ino),
-                immutable: is_blob_path(&path),
-                real: path,
+            Kind::File if !self.store.is_link(&path, &meta) => shown(
+                Key::File(meta.dev, meta.ino),
+                path.clone(),
                 meta,
-            }),
-            Kind::Dir => Ok(Shown {
-                key: Key::Dir(parent, name.to_os_string()),
-                real: path,
+                is_blob_path(&path),
+                parent_via,
+            ),
+            Kind::Dir => shown(
+                Key::Dir(parent, name.to_os_string()),
+                path,
                 meta,
-                immutable: false,
-            }),
+                false,
+                parent_via,
+            ),
             Kind::Special => {
                 self.warn_odd(&path, "not a regular file, directory or link");
                 Err(FsError::NotFound)
@@ -195,20 +237,23 @@ impl CacheView {
                         self.warn_odd(&path, &Odd::Loop.describe());
                         return Err(FsError::NotFound);
                     }
-                    Ok(Shown {
-                        key: Key::Dir(parent, name.to_os_string()),
-                        real: t.path,
-                        meta: t.meta,
-                        immutable: false,
-                    })
+                    shown(
+                        Key::Dir(parent, name.to_os_string()),
+                        t.path,
+                        t.meta,
+                        false,
+                        true,
+                    )
                 }
-                Ok(t) => Ok(Shown {
-                    key: Key::File(t.meta.dev, t.meta.ino),
-                    // A property of the target, never of the name it was reached by.
-                    immutable: is_blob_path(&t.path),
-                    real: t.path,
-                    meta: t.meta,
-                }),
+                // Immutability is a property of the target, never of the name it was
+                // reached by.
+                Ok(t) => shown(
+                    Key::File(t.meta.dev, t.meta.ino),
+                    t.path.clone(),
+                    t.meta,
+                    is_blob_path(&t.path),
+                    true,
+                ),
                 Err(odd) => {
                     self.warn_odd(&path, &odd.describe());
                     Err(FsError::NotFound)
@@ -217,9 +262,96 @@ impl CacheView {
         }
     }
 
+    /// The directories on `real` (its proper ancestors) that not everyone may search.
+    /// Each directory's answer is kept for `attr_timeout` (a snapshot's names all share
+    /// their blob directory's ancestors: one `lstat` each, not one per name).
+    fn guards_of(&self, real: &StorePath) -> FsResult<Guards> {
+        let ttl = self.config.attr_ttl;
+        let mut guards: Vec<DirGuard> = Vec::new();
+        let mut dir = Some(real.parent());
+        while let Some(d) = dir {
+            let known = self
+                .dir_guards
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&d)
+                .filter(|(_, at)| at.elapsed() < ttl)
+                .map(|(g, _)| *g);
+            let guard = match known {
+                Some(g) => g,
+                None => {
+                    let g = DirGuard::of(&self.store.lstat(&d)?);
+                    let mut cache = self.dir_guards.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.len() >= 4096 {
+                        cache.clear();
+                    }
+                    cache.insert(d.clone(), (g, Instant::now()));
+                    g
+                }
+            };
+            guards.extend(guard);
+            dir = (!d.is_root()).then(|| d.parent());
+        }
+        Ok(guards.into())
+    }
+
+    /// Forgets the directories' guards seen so far (after a rename or rmdir: another
+    /// directory may now stand at a path).
+    fn forget_dir_guards(&self) {
+        self.dir_guards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Checks that the caller of this request may reach `node` in the store.
+    fn check_reach(&self, node: &Node) -> FsResult<()> {
+        access::check_guards(&node.guards)
+    }
+
+    /// True if this request's caller is subject to checks (not root, not the daemon itself).
+    fn caller_is_checked(&self) -> bool {
+        access::current().is_some_and(|c| c.uid != 0)
+    }
+
+    /// Checks, from the root down, that the caller may search each directory on the way
+    /// to `p`, up to the first entry that is missing or not a directory (a link there is
+    /// followed by the resolver; the target's own guards are checked after).
+    fn check_search_along(&self, p: &StorePath) -> FsResult<()> {
+        if !self.caller_is_checked() {
+            return Ok(());
+        }
+        let mut dir = StorePath::root();
+        let comps: Vec<&OsStr> = p.components().collect();
+        for c in &comps[..comps.len().saturating_sub(1)] {
+            match self.store.lstat(&dir) {
+                Ok(m) if m.kind == Kind::Dir => {
+                    access::check_guards(DirGuard::of(&m).as_slice())?;
+                }
+                _ => return Ok(()),
+            }
+            dir = dir.join(c).ok_or(FsError::Invalid)?;
+        }
+        match self.store.lstat(&dir) {
+            Ok(m) if m.kind == Kind::Dir => access::check_guards(DirGuard::of(&m).as_slice()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that the caller may remove or replace the store entry `path` (metadata `meta`)
+    /// as the store would let them: see [`access::check_delete`].
+    fn check_delete(&self, path: &StorePath, meta: &Meta) -> FsResult<()> {
+        if !self.caller_is_checked() {
+            return Ok(());
+        }
+        let dir = self.store.lstat(&path.parent())?;
+        access::check_delete(&dir, meta)
+    }
+
     /// Looks up `name` in directory `parent`, counting one kernel lookup on success.
     pub fn lookup(&self, parent: Ino, name: &OsStr) -> FsResult<Entry> {
         let dir = self.dir_node(parent)?;
+        self.check_reach(&dir)?;
         let path = dir.real.join(name).ok_or(FsError::NotFound)?;
         let meta = self
             .store
@@ -229,6 +361,7 @@ impl CacheView {
                 _ => FsError::Store(e),
             })?;
         let shown = self.classify(parent, name, path, meta)?;
+        access::check_guards(&shown.guards)?;
         Ok(self.remember(shown))
     }
 
@@ -240,10 +373,23 @@ impl CacheView {
     /// Enters a shown entry in the inode table and builds its reply.
     fn remember(&self, shown: Shown) -> Entry {
         let is_dir = shown.meta.kind == Kind::Dir;
-        let ino = self
-            .table()
-            .lookup(shown.key, shown.real, is_dir, shown.immutable);
-        self.entry(ino, &shown.meta, shown.immutable)
+        let guarded = !shown.guards.is_empty();
+        let ino = {
+            let mut table = self.table();
+            let ino = table.lookup(shown.key, shown.real, is_dir, shown.immutable);
+            table.set_reach(ino, shown.via_link, shown.guards);
+            ino
+        };
+        let mut entry = self.entry(ino, &shown.meta, shown.immutable);
+        if shown.immutable && shown.fixed_name {
+            entry.entry_ttl = self.config.immutable_entry_ttl;
+        }
+        if guarded {
+            // Every access must come back with its caller (see `access`).
+            entry.entry_ttl = Duration::ZERO;
+            entry.attr_ttl = Duration::ZERO;
+        }
+        entry
     }
 
     /// Drops `n` kernel lookups of `ino`.
@@ -262,6 +408,7 @@ impl CacheView {
         if let Key::Detached(_) = node.key {
             return Err(FsError::Stale);
         }
+        self.check_reach(&node)?;
         let meta = match self.locate(ino, &node) {
             Ok((_, meta)) => meta,
             // No name left, but the file is still open (`fstat` after `unlink`): ask it.
@@ -270,13 +417,26 @@ impl CacheView {
                 None => return Err(e),
             },
         };
-        Ok((self.attr(ino, &meta), self.attr_ttl(&meta, node.immutable)))
+        let ttl = if node.guards.is_empty() {
+            self.attr_ttl(&meta, node.immutable)
+        } else {
+            Duration::ZERO
+        };
+        Ok((self.attr(ino, &meta), ttl))
     }
 
     /// The store path and metadata of a node: its current path, or (for a hard-linked file
     /// whose current name went away) another name it was seen under.
     fn locate(&self, ino: Ino, node: &Node) -> FsResult<(StorePath, Meta)> {
-        let first = self.store.lstat(&node.real).map_err(FsError::from);
+        // Gone from where it was: `ESTALE`, so the kernel looks the name up again (a name it
+        // keeps for long, see `immutable_entry_ttl`, learns that it is gone).
+        let first = self
+            .store
+            .lstat(&node.real)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOENT) => FsError::Stale,
+                _ => FsError::from(e),
+            });
         let first_err = match first.and_then(|m| check_identity(node, &m).map(|()| m)) {
             Ok(m) => return Ok((node.real.clone(), m)),
             Err(e) => e,

@@ -59,8 +59,9 @@ fn userspace_mode_reads_the_same_bytes() {
 
 #[test]
 fn re_pointed_name_shows_new_bytes_despite_kept_cache() {
-    // Names of blobs are cached for blob_timeout: keep every lifetime short here.
-    let short = "entry_timeout=0.2,attr_timeout=0.2,blob_timeout=0.2";
+    // Names of blobs are kept for immutable_timeout, their attributes for blob_timeout: keep
+    // every lifetime short here (a name re-pointed to other bytes breaks the hub's rule).
+    let short = "entry_timeout=0.2,attr_timeout=0.2,blob_timeout=0.2,immutable_timeout=0.2";
     for opts in [short.to_string(), format!("{short},nopassthrough")] {
         let store = Store::hub();
         let m = Mount::new(store.root(), &opts);
@@ -137,4 +138,47 @@ fn a_blob_held_open_through_passthrough_refuses_writers_until_closed() {
     let mut want = content(3, 10);
     want.push(b'!');
     assert_eq!(std::fs::read(&moved).unwrap(), want);
+}
+
+/// A fixed name (a snapshot entry of a blob) is kept by the kernel until an access shows it
+/// gone; new names elsewhere appear at once.
+#[test]
+fn fixed_names_are_kept_until_an_open_shows_them_gone() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "ro");
+    let rel = format!("{REPO}/snapshots/{C1}/model.safetensors");
+    assert_eq!(std::fs::read(m.path(&rel)).unwrap(), content(2, 200_000));
+    // Deleted on another machine: the name and its blob.
+    std::fs::remove_file(store.p(&rel)).unwrap();
+    std::fs::remove_file(store.p(&format!("{REPO}/blobs/{}", sha256ish(2)))).unwrap();
+    // Past entry_timeout, when a mutable name would be looked up again.
+    std::thread::sleep(Duration::from_millis(1500));
+    // The open finds it gone (ESTALE inside, the kernel looks again) and so does all after it.
+    let err = std::fs::read(m.path(&rel)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+    assert!(std::fs::metadata(m.path(&rel)).is_err());
+    // A file downloaded elsewhere appears at once: no negative lookup is kept.
+    let new = format!("{REPO}/snapshots/{C1}/new.txt");
+    assert!(std::fs::metadata(m.path(&new)).is_err());
+    std::fs::write(store.p(&new), b"new").unwrap();
+    assert_eq!(std::fs::read(m.path(&new)).unwrap(), b"new");
+}
+
+/// Opening and closing a blob whose name the kernel holds costs OPEN and RELEASE only: no
+/// LOOKUP (the name is fixed), no GETATTR (attributes kept), no FLUSH (a reader has nothing
+/// to flush).
+#[test]
+fn reopening_a_blob_costs_two_requests() {
+    let store = Store::hub();
+    let m = Mount::new(store.root(), "ro,nopassthrough");
+    let p = m.path(&format!("{REPO}/snapshots/{C1}/model.safetensors"));
+    assert_eq!(std::fs::read(&p).unwrap().len(), 200_000);
+    let requests = || m.status()["requests"].as_u64().unwrap();
+    let before = requests();
+    for _ in 0..20 {
+        drop(std::fs::File::open(&p).unwrap());
+    }
+    let spent = requests() - before;
+    // 2 per open, and a few for the status probe of the mountpoint.
+    assert!(spent <= 2 * 20 + 4, "{spent} requests for 20 opens");
 }

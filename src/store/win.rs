@@ -35,6 +35,48 @@ use crate::path::StorePath;
 use crate::winfsp::attrs::from_filetime;
 use crate::winfsp::status::{nt_to_errno, win32_to_errno};
 
+/// Store calls, counted per thread: what one Windows operation costs on a NAS, where every
+/// `NtCreateFile` and every directory query is a network round trip. Counted always (a
+/// thread-local add is free next to a round trip); read by the WinFsp host harness and the
+/// tests that pin those costs (`docs/WINDOWS.md`, *Store calls per operation*).
+pub mod calls {
+    use std::cell::Cell;
+
+    /// What was counted since the last [`take`] on this thread.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Calls {
+        /// `NtCreateFile`: one per path component walked, plus one per reopen.
+        pub nt_create_file: u64,
+        /// Directory queries (`GetFileInformationByHandleEx`, one per batch of entries).
+        pub dir_query: u64,
+        /// `Store::lstat`.
+        pub lstat: u64,
+        /// `Store::open`.
+        pub open: u64,
+        /// `Store::read_dir` (whole-directory listings).
+        pub read_dir: u64,
+        /// `Store::readlink` and `Store::read_head`.
+        pub readlink: u64,
+    }
+
+    thread_local! {
+        static CALLS: Cell<Calls> = Cell::new(Calls::default());
+    }
+
+    pub(super) fn add(f: impl FnOnce(&mut Calls)) {
+        CALLS.with(|c| {
+            let mut v = c.get();
+            f(&mut v);
+            c.set(v);
+        });
+    }
+
+    /// The calls counted on this thread since the previous `take`, and a fresh count.
+    pub fn take() -> Calls {
+        CALLS.with(|c| c.replace(Calls::default()))
+    }
+}
+
 /// Open flags of [`Store::open`]: the POSIX flags the core uses, with the CRT's values
 /// (and `crate::compat::libc`'s for the ones the CRT lacks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -93,6 +135,12 @@ impl std::ops::BitOr for OFlags {
     type Output = OFlags;
     fn bitor(self, o: OFlags) -> OFlags {
         OFlags(self.0 | o.0)
+    }
+}
+
+impl std::ops::BitOrAssign for OFlags {
+    fn bitor_assign(&mut self, o: OFlags) {
+        self.0 |= o.0;
     }
 }
 
@@ -364,6 +412,7 @@ fn nt_open_wide(
         Status: 0,
         Information: 0,
     };
+    calls::add(|c| c.nt_create_file += 1);
     // SAFETY: every pointer refers to a live local (`us` borrows `w`, `oa` borrows `us`) for
     // the whole call; `dir` is a handle owned by the caller and open for the call.
     let st = unsafe {
@@ -621,6 +670,8 @@ pub struct Store {
     path: PathBuf,
     /// The root as Windows paths (as given, and its final path), for absolute link texts.
     roots: Vec<Vec<u8>>,
+    /// Whether XSym files are links (see [`Store::xsym_links`]).
+    xsym: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -657,7 +708,18 @@ impl Store {
             root: file.into(),
             path: abs,
             roots,
+            xsym: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Treat XSym files outside `blobs/` as links (the `xsym` mount option).
+    pub fn set_xsym(&self, on: bool) {
+        self.xsym.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True if an XSym file at `p` is a link: only with the `xsym` option, never in `blobs/`.
+    pub fn xsym_links(&self, p: &StorePath) -> bool {
+        self.xsym.load(std::sync::atomic::Ordering::Relaxed) && !p.in_blobs()
     }
 
     /// Absolute paths under which the store root is known: none on Windows (absolute link
@@ -727,6 +789,7 @@ impl Store {
 
     /// Opens `p` with POSIX-style `flags`, never following a link: a link at `p` is `ELOOP`.
     pub fn open(&self, p: &StorePath, flags: OFlags, _mode: u32) -> io::Result<File> {
+        calls::add(|c| c.open += 1);
         let mut access = READ_CONTROL | FILE_READ_ATTRIBUTES;
         if flags.contains(OFlags::ATTRS) {
             access |= FILE_WRITE_ATTRIBUTES;
@@ -782,6 +845,7 @@ impl Store {
 
     /// `lstat` of `p`.
     pub fn lstat(&self, p: &StorePath) -> io::Result<Meta> {
+        calls::add(|c| c.lstat += 1);
         let h = self.open_entry(p, FILE_READ_ATTRIBUTES, FILE_OPEN, 0)?;
         Meta::of_fd(&h)
     }
@@ -790,11 +854,15 @@ impl Store {
     /// anything else. An absolute text below the store root comes back relative to the
     /// link's directory.
     pub fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
+        calls::add(|c| c.readlink += 1);
         let h = self.open_entry(p, FILE_READ_ATTRIBUTES | FILE_READ_DATA, FILE_OPEN, 0)?;
         let info = by_handle(&h)?;
         if info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT == 0 {
             let size = u64::from(info.nFileSizeHigh) << 32 | u64::from(info.nFileSizeLow);
-            if info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY == 0 && xsym::may_be_xsym(size) {
+            if info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY == 0
+                && xsym::may_be_xsym(size)
+                && self.xsym_links(p)
+            {
                 let mut buf = vec![0u8; xsym::XSYM_SIZE as usize];
                 let f = File::from(h);
                 let n = FileExt::read_at(&f, &mut buf, 0)?;
@@ -823,6 +891,7 @@ impl Store {
 
     /// Up to `max` first bytes of the regular file `p`.
     pub fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
+        calls::add(|c| c.readlink += 1);
         let f = self.open(p, OFlags::RDONLY, 0)?;
         let mut buf = vec![0u8; max];
         let mut done = 0;
@@ -839,6 +908,7 @@ impl Store {
     /// Lists directory `p` (without `.` and `..`). Reparse points are listed without a kind,
     /// so the core looks at each.
     pub fn read_dir(&self, p: &StorePath) -> io::Result<Vec<RawEntry>> {
+        calls::add(|c| c.read_dir += 1);
         // A handle of its own: the listing position lives in the handle.
         let h = nt_reopen(
             self.walk_dir(p)?.as_raw_handle(),
@@ -849,6 +919,7 @@ impl Store {
         let mut buf = vec![0u64; 64 * 1024 / 8];
         let mut class = FILE_ID_BOTH_DIRECTORY_RESTART_INFO;
         loop {
+            calls::add(|c| c.dir_query += 1);
             // SAFETY: `buf` is 64 KiB of writable, 8-byte aligned memory; the handle is an
             // open, synchronous directory handle.
             let ok = unsafe {
@@ -1094,6 +1165,7 @@ mod tests {
         std::fs::write(dir.path().join("a/f"), b"hello").unwrap();
         std::fs::write(dir.path().join("a/x"), xsym::format(b"f").unwrap()).unwrap();
         let s = Store::open_root(dir.path()).unwrap();
+        s.set_xsym(true);
 
         let m = s.lstat(&sp("a/f")).unwrap();
         assert_eq!((m.kind, m.size), (Kind::File, 5));

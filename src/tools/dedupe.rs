@@ -29,12 +29,14 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rustix::fs::OFlags;
+use crate::store::OFlags;
 use serde::Serialize;
 
 use super::hash::{Algos, Digests, HashError, Hashed, Job, hash_many};
 use super::inventory::{self, Entry, Inventory, Repo, is_content_name, read_small};
 use super::{DedupeArgs, Outcome, Ui, age, human, rel};
+#[cfg(windows)]
+use crate::compat::libc;
 use crate::path::StorePath;
 use crate::store::{Meta, Store};
 
@@ -646,6 +648,8 @@ mod tests {
         ));
     }
 
+    // Linking creates symlinks in the store, which wine cannot (see docs/WINDOWS.md).
+    #[cfg(unix)]
     #[test]
     fn interrupted_move_is_finished_and_fresh_copies_wait() {
         let dir = tempfile::tempdir().unwrap();

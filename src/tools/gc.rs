@@ -20,19 +20,19 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rustix::fs::{FlockOperation, OFlags};
 use serde::Serialize;
 
 use super::inventory::{self, Blob, Inventory, Reach, Temp, TempKind, read_small};
 use super::{GcArgs, Outcome, Ui, age, human, rel};
+#[cfg(windows)]
+use crate::compat::libc;
 use crate::path::StorePath;
 use crate::resolve::Resolver;
-use crate::store::{Kind, Meta, Store};
+use crate::store::{Kind, Meta, OFlags, Store};
 
 /// Entry point of `hfcachefs gc`.
 pub fn main(args: GcArgs, default_store: PathBuf) -> ExitCode {
@@ -94,7 +94,7 @@ pub struct Kept {
 
 /// A hub lock held (or not needed) for the duration of a deletion.
 enum Lock {
-    Held(#[allow(dead_code)] OwnedFd),
+    Held(#[allow(dead_code)] std::fs::File),
     NotUsed,
     Busy,
 }
@@ -183,10 +183,10 @@ impl Gc<'_> {
                 Err(_) => return Lock::Busy,
             },
         };
-        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Lock::Held(fd),
-            Err(rustix::io::Errno::WOULDBLOCK) => Lock::Busy,
-            // A file system without flock: nobody can hold it either.
+        match try_lock_exclusive(fd) {
+            Ok(Some(file)) => Lock::Held(file),
+            Ok(None) => Lock::Busy,
+            // A file system without locks: nobody can hold it either.
             Err(_) => Lock::NotUsed,
         }
     }
@@ -419,7 +419,104 @@ pub fn text(r: &GcReport) -> String {
     s
 }
 
-#[cfg(test)]
+/// Takes an exclusive lock on an open lock file without waiting: `Ok(None)` if someone holds
+/// it. The hub's own protocol: `flock` on Unix (the `filelock` package), `LockFileEx` of the
+/// first byte on Windows (what `filelock` takes there); the lock lasts while the file is open.
+#[cfg(unix)]
+fn try_lock_exclusive(fd: std::os::fd::OwnedFd) -> std::io::Result<Option<std::fs::File>> {
+    use rustix::fs::FlockOperation;
+    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(fd.into())),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(windows)]
+fn try_lock_exclusive(file: std::fs::File) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::windows::io::AsRawHandle;
+    const LOCKFILE_FAIL_IMMEDIATELY: u32 = 1;
+    const LOCKFILE_EXCLUSIVE_LOCK: u32 = 2;
+    const ERROR_LOCK_VIOLATION: i32 = 33;
+    #[repr(C)]
+    struct Overlapped {
+        internal: usize,
+        internal_high: usize,
+        offset: u32,
+        offset_high: u32,
+        event: *mut std::ffi::c_void,
+    }
+    #[link(name = "kernel32")]
+    unsafe extern "system" {
+        fn LockFileEx(
+            file: *mut std::ffi::c_void,
+            flags: u32,
+            reserved: u32,
+            low: u32,
+            high: u32,
+            overlapped: *mut Overlapped,
+        ) -> i32;
+    }
+    let mut ov = Overlapped {
+        internal: 0,
+        internal_high: 0,
+        offset: 0,
+        offset_high: 0,
+        event: std::ptr::null_mut(),
+    };
+    // SAFETY: the handle is open for the duration of the call; `ov` is a zeroed OVERLAPPED
+    // (offset 0) that outlives the call, which does not wait (FAIL_IMMEDIATELY).
+    let ok = unsafe {
+        LockFileEx(
+            file.as_raw_handle().cast(),
+            LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+            0,
+            1,
+            0,
+            &mut ov,
+        )
+    };
+    if ok != 0 {
+        return Ok(Some(file));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+/// The hub's lock protocol on Windows: a second handle cannot take a lock another holds, and
+/// can once that one is closed (huggingface_hub's `filelock` uses the same `LockFileEx`).
+#[cfg(all(test, windows))]
+#[test]
+fn lock_file_ex_excludes_a_second_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.lock");
+    let open = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .unwrap()
+    };
+    let held = try_lock_exclusive(open()).unwrap().expect("first lock");
+    assert!(
+        try_lock_exclusive(open()).unwrap().is_none(),
+        "second lock taken"
+    );
+    drop(held);
+    assert!(
+        try_lock_exclusive(open()).unwrap().is_some(),
+        "lock not released"
+    );
+}
+
+// The tests build stores with Unix symlinks.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

@@ -12,8 +12,8 @@ use std::io::{self, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::store::OFlags;
 use indicatif::ProgressBar;
-use rustix::fs::OFlags;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
@@ -104,6 +104,7 @@ pub fn hash_file(
     stop: &AtomicBool,
     on_bytes: &dyn Fn(u64),
 ) -> Result<Digests, HashError> {
+    #[cfg(unix)]
     let _ = rustix::fs::fadvise(&*file, 0, None, rustix::fs::Advice::Sequential);
     let mut sha256 = algos.sha256.then(Sha256::new);
     let mut sha1 = algos.git_sha1.then(|| {

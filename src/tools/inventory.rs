@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::sync::Arc;
 
-use rustix::fs::OFlags;
+use crate::store::OFlags;
 
 use crate::path::StorePath;
 use crate::resolve::Odd;
@@ -322,7 +322,8 @@ impl Reach {
     }
 }
 
-#[cfg(test)]
+// The tests build stores with Unix symlinks.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::tools::Ui;

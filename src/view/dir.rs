@@ -3,20 +3,122 @@
 //! the directory never shift the offsets it resumes from (a new `rewinddir` sees them).
 //! Offsets are 1-based positions in the snapshot after `.` and `..`.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
 
 use super::{CacheView, Entry};
 use crate::error::{FsError, FsResult};
 use crate::inode::Ino;
-use crate::store::{Kind, RawEntry};
+use crate::path::StorePath;
+use crate::store::{Kind, Meta, RawEntry};
 use crate::view::attr::AttrKind;
 
 /// An open directory.
 #[derive(Debug)]
 pub struct DirHandle {
     ino: Ino,
-    listing: Mutex<Option<std::sync::Arc<Vec<RawEntry>>>>,
+    listing: Mutex<Option<Arc<Listing>>>,
+}
+
+/// The entries of one directory as read at one time, sorted by name: the names in one
+/// buffer (a single allocation, given back whole when the last handle lets go), shared by
+/// every handle that lists the same unchanged directory — so memory grows with the
+/// directories being listed, not with the handles open on them.
+#[derive(Debug)]
+pub(super) struct Listing {
+    names: Vec<u8>,
+    slots: Vec<Slot>,
+    /// The directory's identity and change times when it was read.
+    version: (u64, SystemTime, SystemTime),
+    read_at: SystemTime,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    start: u32,
+    len: u32,
+    kind: Option<Kind>,
+    ino: u64,
+}
+
+/// One entry of a [`Listing`].
+struct Listed<'a> {
+    name: &'a OsStr,
+    kind: Option<Kind>,
+    ino: u64,
+}
+
+/// A listing is shared only if the directory's change time lay this far before it was
+/// read: a change within the file system's timestamp granularity could leave the time
+/// unchanged.
+const SHARE_MARGIN: Duration = Duration::from_secs(1);
+
+/// How many entries of a listing on a network store are looked up at once.
+const PREFETCH: usize = 32;
+
+/// Threads that look up one window.
+const PREFETCH_THREADS: usize = 8;
+
+/// The shared listings of a view, by store path (see [`Listing`]).
+pub(super) type Listings = Mutex<HashMap<StorePath, Weak<Listing>>>;
+
+impl Listing {
+    fn new(mut raw: Vec<RawEntry>, dir: &Meta) -> Listing {
+        raw.sort_by(|a, b| a.name.cmp(&b.name));
+        let total: usize = raw.iter().map(|e| e.name.len()).sum();
+        let mut names = Vec::with_capacity(total);
+        let mut slots = Vec::with_capacity(raw.len());
+        for e in raw {
+            let bytes = e.name.as_encoded_bytes();
+            let (Ok(start), Ok(len)) = (u32::try_from(names.len()), u32::try_from(bytes.len()))
+            else {
+                break; // over 4 GiB of names: the rest is not listed
+            };
+            names.extend_from_slice(bytes);
+            slots.push(Slot {
+                start,
+                len,
+                kind: e.kind,
+                ino: e.ino,
+            });
+        }
+        Listing {
+            names,
+            slots,
+            version: (dir.ino, dir.mtime, dir.ctime),
+            read_at: SystemTime::now(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn get(&self, i: usize) -> Option<Listed<'_>> {
+        let s = self.slots.get(i)?;
+        let bytes = self
+            .names
+            .get(s.start as usize..s.start as usize + s.len as usize)?;
+        // SAFETY: `bytes` is exactly what `as_encoded_bytes` gave for one `OsStr` in
+        // `Listing::new`, in this process.
+        let name = unsafe { OsStr::from_encoded_bytes_unchecked(bytes) };
+        Some(Listed {
+            name,
+            kind: s.kind,
+            ino: s.ino,
+        })
+    }
+
+    /// True if a handle starting now may use this listing for a directory now at `dir`.
+    fn still_fits(&self, dir: &Meta) -> bool {
+        self.version == (dir.ino, dir.mtime, dir.ctime)
+            && self
+                .read_at
+                .duration_since(dir.mtime.max(dir.ctime))
+                .is_ok_and(|d| d >= SHARE_MARGIN)
+    }
 }
 
 /// One entry of a plain `readdir`.
@@ -35,7 +137,8 @@ pub struct DirEntry {
 impl CacheView {
     /// Opens directory `ino`.
     pub fn opendir(&self, ino: Ino) -> FsResult<u64> {
-        self.dir_node(ino)?;
+        let node = self.dir_node(ino)?;
+        self.check_reach(&node)?;
         Ok(self.handles.insert_dir(DirHandle {
             ino,
             listing: Mutex::new(None),
@@ -48,14 +151,12 @@ impl CacheView {
     }
 
     /// The snapshot of the listing for `fh`, (re)read at offset 0.
-    fn listing(&self, fh: u64, offset: u64) -> FsResult<(Ino, std::sync::Arc<Vec<RawEntry>>)> {
+    fn listing(&self, fh: u64, offset: u64) -> FsResult<(Ino, Arc<Listing>)> {
         let h = self.handles.dir(fh).ok_or(FsError::BadHandle)?;
         let mut slot = h.listing.lock().unwrap_or_else(|e| e.into_inner());
         if offset == 0 || slot.is_none() {
             let node = self.dir_node(h.ino)?;
-            let mut entries = self.store.read_dir(&node.real)?;
-            entries.sort_by(|a, b| a.name.cmp(&b.name));
-            *slot = Some(std::sync::Arc::new(entries));
+            *slot = Some(self.read_listing(&node.real)?);
         }
         match slot.as_ref() {
             Some(list) => Ok((h.ino, list.clone())),
@@ -63,14 +164,80 @@ impl CacheView {
         }
     }
 
+    /// Looks up the entries `range` of `list` in directory `dir` (counting a lookup for each
+    /// found), in parallel when the range has more than one. Entries that vanished or
+    /// cannot be looked up are `None` (left out, as hidden ones are).
+    fn lookup_window(
+        &self,
+        dir: Ino,
+        list: &Listing,
+        range: std::ops::Range<usize>,
+    ) -> Vec<Option<Entry>> {
+        let one = |k: usize| -> Option<Entry> {
+            let raw = list.get(k)?;
+            self.lookup(dir, raw.name)
+                .map_err(|e| log::debug!("readdirplus: skipping {:?}: {e}", raw.name))
+                .ok()
+        };
+        if range.len() <= 1 {
+            return range.map(one).collect();
+        }
+        // Each thread serves the same caller: the access checks must see it.
+        let caller = super::access::current();
+        let mut out: Vec<Option<Entry>> = Vec::with_capacity(range.len());
+        let per = range.len().div_ceil(PREFETCH_THREADS);
+        let chunks: Vec<std::ops::Range<usize>> = range
+            .clone()
+            .step_by(per)
+            .map(|s| s..(s + per).min(range.end))
+            .collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let _serving = caller.map(super::access::serving);
+                        chunk.map(one).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                // A panicking lookup loses only its entries.
+                out.extend(h.join().unwrap_or_default());
+            }
+        });
+        out
+    }
+
+    /// The listing of store directory `dir`: a shared one that still fits, or read anew.
+    fn read_listing(&self, dir: &StorePath) -> FsResult<Arc<Listing>> {
+        let meta = self.store.lstat(dir)?;
+        let shared = self
+            .listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dir)
+            .and_then(Weak::upgrade);
+        if let Some(l) = shared.filter(|l| l.still_fits(&meta)) {
+            return Ok(l);
+        }
+        let list = Arc::new(Listing::new(self.store.read_dir(dir)?, &meta));
+        let mut all = self.listings.lock().unwrap_or_else(|e| e.into_inner());
+        if all.len() >= 1024 {
+            all.retain(|_, w| w.strong_count() > 0);
+        }
+        all.insert(dir.clone(), Arc::downgrade(&list));
+        Ok(list)
+    }
+
     /// How a listed name shows, without counting a lookup: `None` if hidden.
-    fn listed_kind(&self, dir: Ino, raw: &RawEntry) -> Option<AttrKind> {
+    fn listed_kind(&self, dir: Ino, raw: &Listed<'_>) -> Option<AttrKind> {
         match raw.kind {
             Some(Kind::Dir) => Some(AttrKind::Dir),
             Some(Kind::Special) => None,
             Some(Kind::File) | Some(Kind::Symlink) | None => {
                 let node = self.dir_node(dir).ok()?;
-                let path = node.real.join(&raw.name)?;
+                let path = node.real.join(raw.name)?;
                 let meta = self.store.lstat(&path).ok()?;
                 // Only a file of an XSym link's exact size can be a link.
                 if raw.kind == Some(Kind::File)
@@ -78,7 +245,7 @@ impl CacheView {
                 {
                     return Some(AttrKind::File);
                 }
-                let shown = self.classify(dir, &raw.name, path, meta).ok()?;
+                let shown = self.classify(dir, raw.name, path, meta).ok()?;
                 Some(if shown.meta.kind == Kind::Dir {
                     AttrKind::Dir
                 } else {
@@ -111,16 +278,16 @@ impl CacheView {
                 return Ok(());
             }
         }
-        for raw in list.iter().skip(pos as usize - dots.len()) {
+        for raw in (pos as usize - dots.len()..list.len()).filter_map(|i| list.get(i)) {
             pos += 1;
-            let Some(kind) = self.listed_kind(ino, raw) else {
+            let Some(kind) = self.listed_kind(ino, &raw) else {
                 continue;
             };
             let e = DirEntry {
                 ino: raw.ino.max(2),
                 offset: pos,
                 kind,
-                name: raw.name.clone(),
+                name: raw.name.to_os_string(),
             };
             if fill(e) {
                 return Ok(());
@@ -154,21 +321,28 @@ impl CacheView {
                 return Ok(());
             }
         }
-        for raw in list.iter().skip(pos as usize - 2) {
-            pos += 1;
-            // Entries that vanished or cannot be looked up are left out, as hidden ones are
-            // (returning an error here would strand the lookups already counted).
-            let entry = match self.lookup(ino, &raw.name) {
-                Ok(e) => e,
-                Err(e) => {
-                    log::debug!("readdirplus: skipping {:?}: {e}", raw.name);
+        // On a network store, the entries of a window are looked up at once (each lookup is
+        // a few round trips); lookups the reply has no room for are forgotten again.
+        let window = if self.remote_store { PREFETCH } else { 1 };
+        let mut i = pos as usize - 2;
+        while i < list.len() {
+            let end = (i + window).min(list.len());
+            let mut found = self.lookup_window(ino, &list, i..end).into_iter();
+            for k in i..end {
+                pos += 1;
+                let Some(entry) = found.next().flatten() else {
                     continue;
+                };
+                let Some(raw) = list.get(k) else { continue };
+                if fill(raw.name, pos, &entry) {
+                    self.forget(entry.attr.ino, 1);
+                    for e in found.flatten() {
+                        self.forget(e.attr.ino, 1);
+                    }
+                    return Ok(());
                 }
-            };
-            if fill(&raw.name, pos, &entry) {
-                self.forget(entry.attr.ino, 1);
-                return Ok(());
             }
+            i = end;
         }
         Ok(())
     }

@@ -157,6 +157,7 @@ impl CacheView {
         if node.is_dir {
             return Err(FsError::IsDir);
         }
+        self.check_reach(&node)?;
         let write = wants_write(flags);
         if write && self.config.read_only {
             return Err(FsError::ReadOnly);
@@ -249,7 +250,59 @@ impl CacheView {
         if !h.writable {
             return Ok(());
         }
+        if self.config.xsym {
+            self.refuse_forged_xsym(&h)?;
+        }
         Ok(close_dup(&h.file)?)
+    }
+
+    /// With `-o xsym`, a file written through the view in the XSym format is a link for the
+    /// store's server and for the view: it must pass the checks `symlink()` makes (a plain
+    /// text that stays inside the store and resolves there). One that does not is emptied
+    /// and its `close()` fails with `EPERM` — never a link made without those checks.
+    #[cfg(unix)]
+    fn refuse_forged_xsym(&self, h: &FileHandle) -> FsResult<()> {
+        use crate::links::xsym;
+        if !xsym::may_be_xsym(Meta::of_fd(&h.file)?.size) {
+            return Ok(());
+        }
+        let node = self.node(h.ino)?;
+        if !self.store.xsym_links(&node.real) {
+            return Ok(());
+        }
+        // The handle may be write-only: read through a descriptor of its own, of the same file.
+        let meta = Meta::of_fd(&h.file)?;
+        let reader = File::from(self.store.open(&node.real, OFlags::RDONLY, 0)?);
+        let same = Meta::of_fd(&reader).is_ok_and(|m| (m.dev, m.ino) == (meta.dev, meta.ino));
+        if !same {
+            return Ok(()); // renamed away meanwhile: judged where it is looked up next
+        }
+        let mut buf = vec![0u8; xsym::XSYM_SIZE as usize + 1];
+        let n = reader.read_at(&mut buf, 0)?;
+        let Some(link) = xsym::parse(&buf[..n]) else {
+            return Ok(());
+        };
+        let dir = node.real.parent();
+        let fine = match crate::path::plain_link(&link.text) {
+            Some(ups) if ups <= dir.depth() => crate::path::link_target(&dir, &link.text, &[])
+                .is_ok_and(|p| {
+                    crate::resolve::Resolver::new(&self.store)
+                        .resolve_path(&p)
+                        .is_ok()
+                }),
+            _ => false,
+        };
+        if fine {
+            return Ok(());
+        }
+        log::warn!(
+            "{}: written as an XSym link whose target is not allowed; emptied",
+            node.real
+        );
+        rustix::fs::ftruncate(&h.file, 0)?;
+        Err(FsError::NotPermitted(
+            "an XSym link must lead inside the store by a plain relative path",
+        ))
     }
 
     /// Closes a handle. `lock_owner` is given when the kernel asks to drop that owner's

@@ -153,8 +153,10 @@ const F_SETLKW: i32 = libc::F_SETLKW;
 const F_GETLK: i32 = libc::F_GETLK;
 
 impl CacheView {
-    /// The owner's lock descriptor for `ino`, opened on first use.
-    fn lock_fd(&self, ino: Ino, owner: u64) -> FsResult<Arc<File>> {
+    /// The owner's lock descriptor for `ino`, opened on first use: read-write only for a
+    /// client handle that is itself open for writing, so that what the client may lock in
+    /// the store is what its own descriptor may (an exclusive lock needs a writer).
+    fn lock_fd(&self, ino: Ino, owner: u64, writer: bool) -> FsResult<Arc<File>> {
         if let Some(f) = self.locks.get((ino, owner)) {
             return Ok(f);
         }
@@ -162,9 +164,10 @@ impl CacheView {
         if node.is_dir {
             return Err(FsError::IsDir);
         }
-        // Read-write where allowed, so both lock types work; read-only stores still get
-        // shared locks.
-        let fd = match self.store.open(&node.real, OFlags::RDWR, 0) {
+        self.check_reach(&node)?;
+        let access = if writer { OFlags::RDWR } else { OFlags::RDONLY };
+        // Read-only stores still get shared locks.
+        let fd = match self.store.open(&node.real, access, 0) {
             Ok(fd) => fd,
             Err(e)
                 if matches!(
@@ -181,9 +184,20 @@ impl CacheView {
         Ok(self.locks.insert((ino, owner), fd.into()))
     }
 
-    /// Takes or releases a lock for `owner`; with `wait`, blocks until it is granted.
-    pub fn setlk(&self, ino: Ino, owner: u64, spec: LockSpec, wait: bool) -> FsResult<()> {
-        let f = self.lock_fd(ino, owner)?;
+    /// `close()` of a descriptor by `owner`: releases every POSIX lock it holds on `ino`.
+    pub fn drop_locks(&self, ino: Ino, owner: u64) {
+        self.locks.drop_owner(ino, owner);
+    }
+
+    /// Takes or releases a lock for `owner` through the client's handle `fh`; with `wait`,
+    /// blocks until it is granted. A write lock through a handle not open for writing is
+    /// `EBADF`, as `fcntl` answers for such a descriptor (and NFS for `flock`).
+    pub fn setlk(&self, ino: Ino, fh: u64, owner: u64, spec: LockSpec, wait: bool) -> FsResult<()> {
+        let writer = self.handles.file(fh).is_some_and(|h| h.writable);
+        if spec.typ == LockType::Write && !writer {
+            return Err(FsError::BadHandle);
+        }
+        let f = self.lock_fd(ino, owner, writer)?;
         let mut fl = flock_struct(&spec);
         let cmd = if wait { F_SETLKW } else { F_SETLK };
         ofd_fcntl(&f, cmd, &mut fl).map_err(|e| match e.raw_os_error() {
@@ -195,7 +209,7 @@ impl CacheView {
 
     /// The first lock that would conflict with `spec`, if any.
     pub fn getlk(&self, ino: Ino, owner: u64, spec: LockSpec) -> FsResult<Option<LockSpec>> {
-        let f = self.lock_fd(ino, owner)?;
+        let f = self.lock_fd(ino, owner, false)?;
         let mut fl = flock_struct(&spec);
         ofd_fcntl(&f, F_GETLK, &mut fl)?;
         let typ = LockType::from_raw(fl.l_type as i32).unwrap_or(LockType::Unlock);

@@ -330,6 +330,71 @@ fn blobs_get_the_long_attr_ttl_and_mutable_files_the_short_one() {
 }
 
 #[test]
+fn fixed_names_of_blobs_are_kept_long_and_mutable_names_briefly() {
+    let h = hub();
+    let day = Duration::from_secs(86_400);
+    // A snapshot entry leading to a blob, and the blob's own name: fixed.
+    let snap = h.walk(&format!("{}/config.json", snap_path())).unwrap();
+    assert_eq!(snap.entry_ttl, day);
+    let blob = h.walk(&format!("{REPO}/blobs/{E40}")).unwrap();
+    assert_eq!(blob.entry_ttl, day);
+    // A name in a snapshot through a linked directory is fixed too; the shared chain's
+    // repo blob name (a link to the payload) as well.
+    assert_eq!(
+        h.walk(&format!("{REPO}/blobs/{R64}")).unwrap().entry_ttl,
+        day
+    );
+    // Refs and other mutable names: the short timeout.
+    assert_eq!(
+        h.walk(&format!("{REPO}/refs/main")).unwrap().entry_ttl,
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        h.walk("CACHEDIR.TAG").unwrap().entry_ttl,
+        Duration::from_secs(1)
+    );
+}
+
+#[test]
+fn windowed_listings_on_a_network_store_match_and_keep_the_caller() {
+    let mut h = hub();
+    let s = h.snap_ino();
+    let plain = readdirplus_all(&h.view, s);
+    h.view.remote_store = true;
+    let windowed = readdirplus_all(&h.view, s);
+    let names = |l: &[(OsString, u64, Entry)]| {
+        l.iter()
+            .map(|(n, off, e)| (n.clone(), *off, e.attr.ino))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&plain), names(&windowed));
+    // A link into a directory only root may search: listed for root, left out for another
+    // user, also when looked up on the window's threads.
+    std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let private = h.path("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::write(private.join("secret"), b"s").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../private/secret",
+        h.path(&format!("{}/secret", snap_path())),
+    )
+    .unwrap();
+    let listed = |v: &CacheView| {
+        readdirplus_all(v, s)
+            .into_iter()
+            .any(|(n, _, _)| n == "secret")
+    };
+    assert!(listed(&h.view));
+    let _user = crate::view::access::serving(Caller {
+        uid: 1000,
+        gid: 1000,
+        pid: 0,
+    });
+    assert!(!listed(&h.view));
+}
+
+#[test]
 fn names_of_one_blob_share_one_inode() {
     let h = hub();
     let s = snap_path();
@@ -1317,10 +1382,15 @@ fn rename_of_a_directory_to_another_parent_keeps_children_reachable() {
         )
         .unwrap();
     h.view.release(opened.fh, None);
-    h.view
-        .rename(s, os("sub"), ROOT_INO, os("moved"), 0)
-        .unwrap();
-    assert!(h.exists("moved/deep/notes.txt"));
+    // One level deeper (a move up would let the links inside climb out of the store).
+    let other = h
+        .view
+        .mkdir(s, os("other"), 0o755, 0, Caller::default())
+        .unwrap()
+        .attr
+        .ino;
+    h.view.rename(s, os("sub"), other, os("moved"), 0).unwrap();
+    assert!(h.exists(&format!("{sp}/other/moved/deep/notes.txt")));
     assert_eq!(h.view.getattr(deep, None).unwrap().0.kind, AttrKind::Dir);
     assert_eq!(h.view.getattr(notes.attr.ino, None).unwrap().0.size, 0);
     assert_eq!(
@@ -1367,12 +1437,15 @@ fn getattr_after_the_store_file_is_replaced_is_stale() {
 }
 
 #[test]
-fn getattr_after_the_store_file_is_deleted_fails() {
+fn getattr_after_the_store_file_is_deleted_is_stale_and_the_name_is_gone() {
     let h = hub();
     let tag = h.ino("CACHEDIR.TAG");
     std::fs::remove_file(h.path("CACHEDIR.TAG")).unwrap();
+    // `ESTALE` makes the kernel look the name up again, which finds it gone.
     let got = h.view.getattr(tag, None);
-    assert!(matches!(&got, Err(e) if is_enoent(e)), "{got:?}");
+    assert!(matches!(&got, Err(FsError::Stale)), "{got:?}");
+    let again = h.view.lookup(ROOT_INO, os("CACHEDIR.TAG"));
+    assert!(matches!(&again, Err(e) if is_enoent(e)), "{again:?}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use super::{Attr, CacheView, Caller, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, Key};
 use crate::path::StorePath;
-use crate::store::{Meta, OFlags};
+use crate::store::{Kind, Meta, OFlags};
 
 /// Lock descriptors: none on Windows (see the module header).
 #[derive(Debug, Default)]
@@ -36,7 +36,7 @@ fn time(t: TimeSet) -> SystemTime {
 
 impl CacheView {
     /// New entries keep the owner the store gives them (the account the mount runs as).
-    pub(super) fn chown_new(&self, _path: &StorePath, _caller: Caller) {}
+    pub(super) fn chown_new(&self, _path: &StorePath, _kind: Kind, _caller: Caller) {}
 
     /// `fsync`/`fdatasync` of an open file.
     pub fn fsync(&self, fh: u64, datasync: bool) -> FsResult<()> {

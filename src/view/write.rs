@@ -27,7 +27,7 @@ use super::handles::{FileHandle, store_flags, wants_write};
 use super::{CacheView, Caller, Entry, Opened, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, Key};
-use crate::path::{StorePath, link_target};
+use crate::path::{StorePath, link_target, plain_link};
 use crate::resolve::{LinkSource, Odd, Resolver};
 use crate::store::{Kind, Meta};
 #[cfg_attr(windows, allow(unused_imports))]
@@ -45,6 +45,7 @@ impl CacheView {
     /// The store path of `name` in view directory `parent`.
     fn child(&self, parent: Ino, name: &OsStr) -> FsResult<StorePath> {
         let dir = self.dir_node(parent)?;
+        self.check_reach(&dir)?;
         dir.real.join(name).ok_or(FsError::Invalid)
     }
 
@@ -58,8 +59,9 @@ impl CacheView {
             Err(e) => return Err(e.into()),
         };
         let is_link = self.store.is_link(path, &meta);
-        match self.classify(parent, name, path.clone(), meta) {
+        match self.classify(parent, name, path.clone(), meta.clone()) {
             Err(FsError::NotFound) if is_link => {
+                self.check_delete(path, &meta)?;
                 log::warn!("replacing hidden store entry {path}");
                 self.store.unlink(path)?;
                 Ok(())
@@ -82,27 +84,61 @@ impl CacheView {
         }
     }
 
-    /// Gives a new store entry to the caller, when the daemon runs as root.
+    /// True if new entries are to be given to `caller` (the daemon runs as root).
     #[cfg(unix)]
-    fn chown_new(&self, path: &StorePath, caller: Caller) {
-        if !self.config.chown_new || !rustix::process::geteuid().is_root() || caller.uid == 0 {
+    fn gives_away(&self, caller: Caller) -> bool {
+        self.config.chown_new && caller.uid != 0 && rustix::process::geteuid().is_root()
+    }
+
+    /// Gives a just-created file, by its descriptor, to the caller.
+    #[cfg(unix)]
+    fn chown_new_fd(&self, fd: &impl std::os::fd::AsFd, caller: Caller) {
+        if !self.gives_away(caller) {
             return;
         }
-        let parent = match self.store.dir_fd(&path.parent()) {
+        let uid = rustix::fs::Uid::from_raw(caller.uid);
+        let gid = rustix::fs::Gid::from_raw(caller.gid);
+        if let Err(e) = rustix::fs::fchown(fd, Some(uid), Some(gid)) {
+            log::warn!(
+                "cannot give a new file to {}:{}: {e}",
+                caller.uid,
+                caller.gid
+            );
+        }
+    }
+
+    /// Gives a just-created directory or link at `path` to the caller. It is opened
+    /// without following links and changed through that descriptor, and only if it is
+    /// still what was just made (the daemon's own, of the expected kind): an entry swapped
+    /// in under the name meanwhile is never given away.
+    #[cfg(unix)]
+    fn chown_new(&self, path: &StorePath, kind: Kind, caller: Caller) {
+        if !self.gives_away(caller) {
+            return;
+        }
+        let flags = OFlags::PATH | OFlags::NOFOLLOW;
+        let fd = match self.store.open(path, flags, 0) {
             Ok(fd) => fd,
-            Err(_) => return,
+            Err(e) => return log::warn!("cannot give {path} to {}: {e}", caller.uid),
         };
-        let Some(name) = path.file_name() else { return };
+        let ours = Meta::of_fd(&fd)
+            .is_ok_and(|m| m.kind == kind && m.uid == rustix::process::geteuid().as_raw());
+        if !ours {
+            return log::warn!(
+                "{path} changed while it was created; not given to {}",
+                caller.uid
+            );
+        }
         let uid = rustix::fs::Uid::from_raw(caller.uid);
         let gid = rustix::fs::Gid::from_raw(caller.gid);
         if let Err(e) = rustix::fs::chownat(
-            &parent,
-            name,
+            &fd,
+            "",
             Some(uid),
             Some(gid),
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            rustix::fs::AtFlags::EMPTY_PATH,
         ) {
-            log::debug!("chown {path} to {}:{}: {e}", caller.uid, caller.gid);
+            log::warn!("cannot give {path} to {}:{}: {e}", caller.uid, caller.gid);
         }
     }
 
@@ -133,7 +169,10 @@ impl CacheView {
         let perm = mode & 0o7777 & !umask;
         let fd = match self.store.open(&path, base | OFlags::EXCL, perm) {
             Ok(fd) => {
-                self.chown_new(&path, caller);
+                #[cfg(unix)]
+                self.chown_new_fd(&fd, caller);
+                #[cfg(windows)]
+                let _ = caller; // WinFsp sets owners by security descriptor
                 fd
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && !excl => {
@@ -152,16 +191,33 @@ impl CacheView {
             Err(e) => return Err(e.into()),
         };
         let meta = Meta::of_fd(&fd)?;
-        let ino = self
-            .table()
-            .lookup(Key::File(meta.dev, meta.ino), path, false, false);
+        // Inside a directory reached through a link, the new file has that directory's
+        // guards (see `access`).
+        let via_link = self.node(parent).is_ok_and(|n| n.via_link);
+        let guards = if via_link {
+            self.guards_of(&path)?
+        } else {
+            Default::default()
+        };
+        let guarded = !guards.is_empty();
+        let ino = {
+            let mut table = self.table();
+            let ino = table.lookup(Key::File(meta.dev, meta.ino), path, false, false);
+            table.set_reach(ino, via_link, guards);
+            ino
+        };
+        let mut entry = self.entry(ino, &meta, false);
+        if guarded {
+            entry.entry_ttl = std::time::Duration::ZERO;
+            entry.attr_ttl = std::time::Duration::ZERO;
+        }
         let fh = self.handles.insert_file(FileHandle {
             ino,
             file: fd.into(),
             writable: wants_write(flags) || flags & libc::O_ACCMODE != libc::O_RDONLY,
         });
         Ok((
-            self.entry(ino, &meta, false),
+            entry,
             Opened {
                 fh,
                 keep_cache: false,
@@ -209,7 +265,7 @@ impl CacheView {
         let path = self.child(parent, name)?;
         self.clear_hidden(parent, name, &path)?;
         self.store.mkdir(&path, mode & 0o7777 & !umask)?;
-        self.chown_new(&path, caller);
+        self.chown_new(&path, Kind::Dir, caller);
         self.created(parent, name)
     }
 
@@ -218,6 +274,7 @@ impl CacheView {
         self.writable()?;
         let path = self.child(parent, name)?;
         let meta = self.store.lstat(&path)?;
+        self.check_delete(&path, &meta)?;
         match meta.kind {
             Kind::Dir => Err(FsError::IsDir),
             Kind::File if !self.store.is_link(&path, &meta) => {
@@ -233,11 +290,17 @@ impl CacheView {
     /// Removes an empty directory.
     pub fn rmdir(&self, parent: Ino, name: &OsStr) -> FsResult<()> {
         self.writable()?;
+        self.forget_dir_guards();
         let path = self.child(parent, name)?;
+        if self.caller_is_checked() {
+            let meta = self.store.lstat(&path)?;
+            self.check_delete(&path, &meta)?;
+        }
         match self.store.rmdir(&path) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
                 // Links the view hides do not exist for the client, so they must not keep
-                // an otherwise empty directory alive.
+                // an otherwise empty directory alive — if the caller could remove them
+                // in the store; else the directory is not empty for them either.
                 let entries = self.store.read_dir(&path)?;
                 let hidden: Vec<StorePath> = entries
                     .iter()
@@ -246,6 +309,10 @@ impl CacheView {
                     .collect();
                 if hidden.len() != entries.len() {
                     return Err(FsError::NotEmpty);
+                }
+                for p in &hidden {
+                    let meta = self.store.lstat(p)?;
+                    self.check_delete(p, &meta).map_err(|_| FsError::NotEmpty)?;
                 }
                 for p in &hidden {
                     log::info!("rmdir {path}: removing hidden link {p}");
@@ -268,14 +335,13 @@ impl CacheView {
     ) -> FsResult<Entry> {
         self.writable()?;
         let path = self.child(parent, name)?;
-        let text = self.store_link_text(&path.parent(), target)?;
+        let dir = path.parent();
+        let text = self.store_link_text(&dir, target)?;
         // The target must exist inside the store: a link the view would hide is refused.
-        let first = link_target(
-            &path.parent(),
-            text.as_os_str().as_bytes(),
-            self.store.aliases(),
-        )
-        .map_err(|_| FsError::CrossStore)?;
+        let first = link_target(&dir, text.as_os_str().as_bytes(), self.store.aliases())
+            .map_err(|_| FsError::CrossStore)?;
+        // What the caller may not search, they learn nothing below (not even existence).
+        self.check_search_along(&first)?;
         let loop_err = || FsError::Store(std::io::Error::from_raw_os_error(libc::ELOOP));
         let target = Resolver::new(&self.store)
             .resolve_path(&first)
@@ -284,12 +350,20 @@ impl CacheView {
                 Odd::Loop => loop_err(),
                 _ => FsError::NotFound,
             })?;
+        super::access::check_guards(&self.guards_of(&target.path)?)?;
         if target.meta.kind == Kind::Dir && self.table().is_view_loop(parent, &target.path) {
             return Err(loop_err());
         }
+        // Stored so that every reader of the store, following it with the OS, reaches the
+        // same target inside the store: the client's text when it is plain, else the
+        // canonical path to the target.
+        let text = match plain_link(text.as_os_str().as_bytes()) {
+            Some(ups) if ups <= dir.depth() => text,
+            _ => target.path.relative_from(&dir),
+        };
         self.clear_hidden(parent, name, &path)?;
         self.store.symlink(&text, &path)?;
-        self.chown_new(&path, caller);
+        self.chown_new(&path, Kind::Symlink, caller);
         let meta = self.store.lstat(&path)?;
         let ino = self.table().detached(path);
         let mut attr = self.attr(ino, &meta);
@@ -349,6 +423,12 @@ impl CacheView {
         let from = self.child(parent, name)?;
         let to = self.child(newparent, newname)?;
         let meta = self.store.lstat(&from)?;
+        self.check_delete(&from, &meta)?;
+        if self.caller_is_checked()
+            && let Ok(replaced) = self.store.lstat(&to)
+        {
+            self.check_delete(&to, &replaced)?;
+        }
         let is_link = self.store.is_link(&from, &meta);
         let moved_link = is_link && from.parent() != to.parent();
         if flags & libc::RENAME_EXCHANGE != 0 && from.parent() != to.parent() {
@@ -373,8 +453,12 @@ impl CacheView {
                 self.repoint(r, &to)?;
             }
         } else {
+            if meta.kind == Kind::Dir && !is_link {
+                self.check_dir_move(&from, &to)?;
+            }
             self.store.rename(&from, &to, flags)?;
         }
+        self.forget_dir_guards();
         self.table().renamed(
             (parent, name.into()),
             (newparent, newname.into()),
@@ -389,15 +473,73 @@ impl CacheView {
     /// readers of `to`), then the old link is removed.
     fn move_link(&self, from: &StorePath, to: &StorePath, flags: u32) -> FsResult<()> {
         let text = self.store.readlink(from)?;
-        let Ok(hop) = link_target(&from.parent(), &text, self.store.aliases()) else {
-            // Escaping links are moved as they are (they stay hidden either way).
-            return Ok(self.store.rename(from, to, flags)?);
+        let new_dir = to.parent();
+        let new_text = match Resolver::new(&self.store).resolve_link(from) {
+            // A plain text keeps its way (through links it names); any other is replaced by
+            // the canonical path to where it leads.
+            Ok(t) if plain_link(&text).is_some() => t.first_hop.relative_from(&new_dir),
+            Ok(t) => t.path.relative_from(&new_dir),
+            Err(_) if text.first() == Some(&b'/') => {
+                // Absolute texts mean the same anywhere; it stays hidden either way.
+                return Ok(self.store.rename(from, to, flags)?);
+            }
+            Err(_) => {
+                // A link the view hides is moved as it is, unless from its new place it
+                // would lead out of the store for those who follow it directly.
+                match plain_link(&text) {
+                    Some(ups) if ups <= new_dir.depth() => {}
+                    _ => return Err(FsError::CrossStore),
+                }
+                return Ok(self.store.rename(from, to, flags)?);
+            }
         };
-        if text.first() == Some(&b'/') {
-            return Ok(self.store.rename(from, to, flags)?);
-        }
-        self.place_link(&hop.relative_from(&to.parent()), to, flags)?;
+        self.place_link(&new_text, to, flags)?;
         self.store.unlink(from)?;
+        Ok(())
+    }
+
+    /// Refuses (`EXDEV`, so `mv` copies instead) to move the directory `from` to `to` when
+    /// a link inside it would then lead out of the store for readers that follow it
+    /// directly: moving up a level gives every `..` one level less to climb.
+    fn check_dir_move(&self, from: &StorePath, to: &StorePath) -> FsResult<()> {
+        let Some(shallower) = from.depth().checked_sub(to.depth()).filter(|d| *d > 0) else {
+            return Ok(());
+        };
+        let mut stack = vec![(from.clone(), to.depth())];
+        let mut seen = 0usize;
+        while let Some((dir, new_depth)) = stack.pop() {
+            for e in self.store.read_dir(&dir)? {
+                seen += 1;
+                if seen > MAX_DIR_MOVE_SCAN {
+                    return Err(FsError::CrossStore);
+                }
+                let Some(p) = dir.join(&e.name) else { continue };
+                let meta = match e.kind {
+                    Some(Kind::File | Kind::Special) => continue,
+                    _ => self.store.lstat(&p)?,
+                };
+                match meta.kind {
+                    Kind::Dir => stack.push((p, new_depth + 1)),
+                    Kind::Symlink => {
+                        let text = self.store.readlink(&p)?;
+                        if text.first() == Some(&b'/') {
+                            continue;
+                        }
+                        match plain_link(&text) {
+                            Some(ups) if ups <= new_depth => {}
+                            _ => {
+                                log::info!(
+                                    "rename {from} -> {to} refused (EXDEV): link {p} would \
+                                     lead out of the store {shallower} level(s) up"
+                                );
+                                return Err(FsError::CrossStore);
+                            }
+                        }
+                    }
+                    Kind::File | Kind::Special => {}
+                }
+            }
+        }
         Ok(())
     }
 
@@ -429,6 +571,7 @@ impl CacheView {
         if let Key::Detached(_) = node.key {
             return Err(FsError::Stale);
         }
+        self.check_reach(&node)?;
         if set.size.is_some() && node.immutable {
             return Err(FsError::NotPermitted(
                 "blobs are immutable through the view; replace the name instead",
@@ -501,6 +644,9 @@ fn timespec(t: Option<TimeSet>) -> Timespec {
         },
     }
 }
+
+/// How many entries a directory move looks at for links before refusing (`EXDEV`).
+const MAX_DIR_MOVE_SCAN: usize = 100_000;
 
 /// A fresh temporary name in the directory of `p` (`.hfcachefs-<tag>-<pid>-<n>`).
 pub(super) fn temp_sibling(p: &StorePath, tag: &str) -> FsResult<StorePath> {

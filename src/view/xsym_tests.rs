@@ -32,7 +32,11 @@ fn store() -> (tempfile::TempDir, CacheView) {
     xsym_link("../../blobs/missing", &snap.join("dangling"));
     xsym_link("/etc/passwd", &snap.join("passwd"));
     let store = Store::open_root(dir.path()).unwrap();
-    (dir, CacheView::new(store, ViewConfig::default()))
+    let config = ViewConfig {
+        xsym: true,
+        ..ViewConfig::default()
+    };
+    (dir, CacheView::new(store, config))
 }
 
 fn walk(view: &CacheView, rel: &str) -> FsResult<Entry> {

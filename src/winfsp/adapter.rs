@@ -717,9 +717,13 @@ pub fn security_descriptor(sddl: &str) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// Loads WinFsp's DLL from its install directory (registry `InstallDir`), so the delay-loaded
-/// import resolves without the DLL being on `PATH`.
-fn load_winfsp() -> Result<(), String> {
+/// The line `mount` ends with where WinFsp is missing.
+const NO_WINFSP: &str = "WinFsp is not installed (winfsp-x64.dll not found in WinFsp's install \
+     directory): install WinFsp 2.x from https://winfsp.dev/rel/, then run mount again";
+
+/// Where WinFsp says it is installed: `InstallDir` under `HKLM\SOFTWARE\WOW6432Node\WinFsp`
+/// (its installer is 32-bit and writes there) or `HKLM\SOFTWARE\WinFsp`.
+fn winfsp_install_dir() -> Option<String> {
     const HKEY_LOCAL_MACHINE: isize = 0x8000_0002u32 as i32 as isize;
     const RRF_RT_REG_SZ: u32 = 0x2;
     for key in ["SOFTWARE\\WOW6432Node\\WinFsp", "SOFTWARE\\WinFsp"] {
@@ -738,22 +742,48 @@ fn load_winfsp() -> Result<(), String> {
                 &mut bytes,
             )
         };
-        if rc != 0 {
-            continue;
-        }
-        buf.truncate((bytes as usize / 2).saturating_sub(1));
-        let dir = String::from_utf16_lossy(&buf);
-        let dll = Path::new(&dir).join("bin").join("winfsp-x64.dll");
-        let w = wide_z(&dll.to_string_lossy());
-        // SAFETY: `w` is a NUL-terminated path.
-        if !unsafe { ffi::LoadLibraryW(w.as_ptr()) }.is_null() {
-            return Ok(());
+        if rc == 0 {
+            // `bytes` counts the terminating NUL.
+            buf.truncate((bytes as usize / 2).saturating_sub(1));
+            return Some(String::from_utf16_lossy(&buf));
         }
     }
-    winfsp::winfsp_init().map(|_| ()).map_err(|_| {
-        "WinFsp is not installed (https://winfsp.dev); run platform\\windows\\check-winfsp.ps1"
-            .into()
-    })
+    None
+}
+
+/// Loads WinFsp's DLL before any WinFsp function is called: the exe imports it as a delay
+/// import (`build.rs`), whose loader then finds this already loaded module by its name.
+/// Tried in WinFsp's documented order: its install directory from the registry, then the
+/// loader's search path (a DLL beside the exe). No WinFsp function runs before this succeeds,
+/// so a machine without WinFsp gets [`NO_WINFSP`] instead of a delay-load fault.
+pub fn load_winfsp() -> Result<(), String> {
+    let installed =
+        winfsp_install_dir().map(|dir| Path::new(&dir).join("bin").join("winfsp-x64.dll"));
+    let mut broken = None;
+    for dll in installed
+        .iter()
+        .map(|p| p.as_path())
+        .chain([Path::new("winfsp-x64.dll")])
+    {
+        let w = wide_z(&dll.to_string_lossy());
+        // SAFETY: `w` is a NUL-terminated path; loading WinFsp's DLL runs no code of ours.
+        if !unsafe { ffi::LoadLibraryW(w.as_ptr()) }.is_null() {
+            log::debug!("WinFsp: loaded {}", dll.display());
+            return Ok(());
+        }
+        if broken.is_none() {
+            broken = Some((dll.to_path_buf(), std::io::Error::last_os_error()));
+        }
+    }
+    match (installed, broken) {
+        // The registry names an install whose DLL does not load: a damaged installation.
+        (Some(_), Some((dll, e))) => Err(format!(
+            "WinFsp's DLL {} does not load ({e}): repair or reinstall WinFsp 2.x from \
+             https://winfsp.dev/rel/, then run mount again",
+            dll.display()
+        )),
+        _ => Err(NO_WINFSP.into()),
+    }
 }
 
 static STOP: OnceLock<(Mutex<bool>, Condvar)> = OnceLock::new();
@@ -775,8 +805,6 @@ pub fn run(
     opts: &MountOptions,
 ) -> Result<(), String> {
     load_winfsp()?;
-    let init = winfsp::winfsp_init().map_err(|e| format!("WinFsp: {e:?}"))?;
-    let _ = init;
     let store = Store::open_root(source).map_err(|e| e.to_string())?;
     let read_only = cfg.view.read_only;
     let sd = security_descriptor(attrs::sddl(read_only))
@@ -804,11 +832,20 @@ pub fn run(
         .pass_query_directory_pattern(true)
         .filesystem_name("hfcachefs");
     let _ = opts.debug;
-    let mut host: FileSystemHost<HfFs> =
-        FileSystemHost::new(vp, fs).map_err(|e| format!("WinFsp host: {e:?}"))?;
+    // Creating the file system opens WinFsp's driver: this is where a machine with the DLL
+    // but no working driver (not installed, not started, or no kernel as under wine) stops.
+    let mut host: FileSystemHost<HfFs> = FileSystemHost::new(vp, fs).map_err(|e| {
+        format!(
+            "WinFsp's driver did not answer (NTSTATUS 0x{:08X}): install or repair WinFsp 2.x \
+             from https://winfsp.dev/rel/ (a reboot may be needed), then run mount again",
+            // The host reports the NTSTATUS as an HRESULT with the FACILITY_NT bit set.
+            (e.code().0 as u32) & !0x1000_0000
+        )
+    })?;
     let mp = mountpoint.as_os_str();
     let is_drive = mp.len() == 2 && mp.to_string_lossy().ends_with(':');
-    if !is_drive && mountpoint.is_dir() {
+    let removed = !is_drive && mountpoint.is_dir();
+    if removed {
         // WinFsp creates a directory mountpoint itself: an existing empty one is removed.
         std::fs::remove_dir(mountpoint).map_err(|e| {
             format!(
@@ -817,8 +854,13 @@ pub fn run(
             )
         })?;
     }
-    host.mount(mp)
-        .map_err(|e| format!("mount {}: {e:?}", mountpoint.display()))?;
+    if let Err(e) = host.mount(mp) {
+        if removed {
+            // Nothing left changed by a failed mount: the empty directory comes back.
+            let _ = std::fs::create_dir(mountpoint);
+        }
+        return Err(format!("mount {}: {e:?}", mountpoint.display()));
+    }
     host.start().map_err(|e| format!("start: {e:?}"))?;
     log::info!(
         "mounted {} at {} ({})",
@@ -839,6 +881,11 @@ pub fn run(
     host.unmount();
     Ok(())
 }
+
+#[cfg(test)]
+mod harness;
+#[cfg(test)]
+mod scenarios;
 
 #[cfg(test)]
 mod tests {

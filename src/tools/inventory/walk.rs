@@ -8,12 +8,18 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::io;
+#[cfg(unix)]
 use std::os::fd::OwnedFd;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
+
+#[cfg(windows)]
+use crate::compat::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use indicatif::ProgressBar;
+#[cfg(unix)]
 use rustix::fs::{AtFlags, OFlags};
 
 use super::{
@@ -28,6 +34,8 @@ use crate::tools::Ui;
 
 /// A directory listing: the open directory and its entries (sorted by name) with `lstat`.
 struct Listing {
+    /// The open directory (Unix: links are read relative to it).
+    #[cfg(unix)]
     fd: OwnedFd,
     entries: Vec<(OsString, Meta)>,
     /// Texts of the symlinks among them, read with the `lstat`s.
@@ -37,11 +45,15 @@ struct Listing {
 /// Directories at least this large are examined on [`STAT_THREADS`] threads: on a NAS (and
 /// for uncached links, whose text is in a data block) each `fstatat`/`readlinkat` waits for
 /// the disk or the network, and the waits overlap.
+#[cfg(unix)]
 const PAR_MIN: usize = 64;
+#[cfg(unix)]
 const STAT_THREADS: usize = 8;
 
+#[cfg(unix)]
 type Examined = Option<(Meta, Option<Vec<u8>>)>;
 
+#[cfg(unix)]
 fn list(store: &Store, dir: &StorePath) -> io::Result<Listing> {
     let fd = store.open(dir, OFlags::DIRECTORY | OFlags::RDONLY, 0)?;
     let mut names = Vec::new();
@@ -103,6 +115,61 @@ fn list(store: &Store, dir: &StorePath) -> io::Result<Listing> {
     Ok(Listing { fd, entries, texts })
 }
 
+/// Windows: the store layer has no descriptor-relative calls; every entry is examined by its
+/// store path, which `store::win` walks one component at a time without following links.
+#[cfg(windows)]
+fn list(store: &Store, dir: &StorePath) -> io::Result<Listing> {
+    let mut names: Vec<OsString> = store.read_dir(dir)?.into_iter().map(|e| e.name).collect();
+    names.sort();
+    let mut entries = Vec::with_capacity(names.len());
+    let mut texts = HashMap::new();
+    for name in names {
+        let Some(p) = dir.join(&name) else { continue };
+        let meta = match store.lstat(&p) {
+            Ok(m) => m,
+            Err(e) if e.raw_os_error() == Some(crate::compat::libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.kind == Kind::Symlink
+            && let Ok(t) = store.readlink(&p)
+        {
+            texts.insert(name.clone(), t);
+        }
+        entries.push((name, meta));
+    }
+    Ok(Listing { entries, texts })
+}
+
+/// The text of the link `path` (named `name` in the listed directory `dir`).
+#[cfg(unix)]
+fn read_link(
+    store: &Store,
+    dir: &Listing,
+    path: &StorePath,
+    name: &OsStr,
+    meta: &Meta,
+) -> io::Result<Vec<u8>> {
+    if meta.kind == Kind::Symlink {
+        rustix::fs::readlinkat(&dir.fd, name, Vec::new())
+            .map(|t| t.into_bytes())
+            .map_err(io::Error::from)
+    } else {
+        store.readlink(path)
+    }
+}
+
+/// The text of the link `path`: read by its store path (see [`list`]).
+#[cfg(windows)]
+fn read_link(
+    store: &Store,
+    _dir: &Listing,
+    path: &StorePath,
+    _name: &OsStr,
+    _meta: &Meta,
+) -> io::Result<Vec<u8>> {
+    store.readlink(path)
+}
+
 /// A [`LinkSource`] that notes every link the resolver reads.
 struct Tracer<'s> {
     store: &'s Store,
@@ -122,6 +189,9 @@ impl LinkSource for Tracer<'_> {
     }
     fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
         self.store.read_head(p, max)
+    }
+    fn xsym_links(&self, p: &StorePath) -> bool {
+        self.store.xsym_links(p)
     }
 }
 
@@ -225,12 +295,8 @@ impl Walker<'_> {
         let name = path.file_name().unwrap_or_default();
         let text = if let Some(t) = dir.texts.get(name) {
             Ok(t.clone())
-        } else if meta.kind == Kind::Symlink {
-            rustix::fs::readlinkat(&dir.fd, name, Vec::new())
-                .map(|t| t.into_bytes())
-                .map_err(io::Error::from)
         } else {
-            self.store.readlink(path)
+            read_link(self.store, dir, path, name, meta)
         };
         let res = match &text {
             Err(e) => Arc::new(Resolution {
