@@ -3,7 +3,8 @@
 # fuse3: fusermount3 (unprivileged mounts and unmounts) and mount.fuse3 (fstab, mount -t).
 # samba, smbclient: the Samba gateway test (tests/samba_gateway.rs).
 # openssh-server, openssh-client, sshfs: the network store test (tests/sshfs_store.rs).
-# systemd (systemd-analyze), util-linux (mount -T, unshare): tests/platform_linux.rs.
+# systemd (systemd-analyze), util-linux (mount -T, unshare), binutils (strip, for
+# scripts/build-deb.sh; dpkg-deb comes with dpkg): tests/platform_linux.rs.
 set -euo pipefail
 need=()
 # has CMD: CMD is on PATH or in an sbin directory (daemons live there).
@@ -18,6 +19,7 @@ has ssh-keygen || need+=(openssh-client)
 has sshfs || need+=(sshfs)
 has systemd-analyze || need+=(systemd)
 has unshare || need+=(util-linux)
+has strip || need+=(binutils)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "install-deps: need root to install: ${need[*]}" >&2

@@ -20,6 +20,8 @@ pub struct MountConfig {
     /// Let the kernel check permissions from the shown mode bits. On by default with
     /// `allow_other`, so one user cannot read another's private files.
     pub default_permissions: bool,
+    /// Mount over a non-empty mountpoint (`nonempty`), hiding its entries.
+    pub nonempty: bool,
     /// Generic kernel mount flags passed through (`nodev`, `noexec`, `noatime`, …).
     pub kernel_flags: Vec<String>,
     /// Name shown as the mount source (defaults to the store path).
@@ -39,6 +41,7 @@ impl Default for MountConfig {
             allow_other: false,
             allow_root: false,
             default_permissions: false,
+            nonempty: false,
             kernel_flags: Vec::new(),
             fsname: None,
             threads: 4,
@@ -61,7 +64,8 @@ pub enum OptionError {
     Conflict(&'static str, &'static str),
 }
 
-const KNOWN: &str = "ro, rw, allow_other, allow_root, default_permissions, uid=N, gid=N, \
+/// Every option `-o` accepts, for errors and `mount --help`.
+pub const KNOWN: &str = "ro, rw, allow_other, allow_root, default_permissions, nonempty, uid=N, gid=N, \
 fsname=NAME, subtype=NAME, entry_timeout=SECS, attr_timeout=SECS, blob_timeout=SECS, immutable_timeout=SECS, \
 threads=N, xsym, passthrough, nopassthrough, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
 sync, async, dirsync; ignored for fstab: defaults, auto, noauto, user, users, nouser, owner, \
@@ -95,6 +99,7 @@ impl MountConfig {
                     ("allow_other", None) => self.allow_other = true,
                     ("allow_root", None) => self.allow_root = true,
                     ("default_permissions", None) => self.default_permissions = true,
+                    ("nonempty", None) => self.nonempty = true,
                     ("uid", Some(v)) => self.view.uid = Some(number(opt, v)?),
                     ("gid", Some(v)) => self.view.gid = Some(number(opt, v)?),
                     ("fsname", Some(v)) => self.fsname = Some(v.to_string()),

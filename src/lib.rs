@@ -18,6 +18,8 @@ pub mod links;
 pub mod mount;
 pub mod path;
 pub mod resolve;
+#[cfg(unix)]
+pub mod sdnotify;
 pub mod stats;
 pub mod store;
 pub mod tools;

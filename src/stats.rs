@@ -2,7 +2,10 @@
 //!
 //! Counters are relaxed atomics bumped on the request path (no lock). A detached or
 //! foreground mount writes a JSON snapshot of them, with what was mounted and how, to
-//! `<state dir>/<pid>.json` once a second, and removes it when the mount ends.
+//! `<state dir>/<pid>.json` when the mount is live and then every half second in which a
+//! counter moved (each write a rename of a complete file), and removes it when the mount ends. A file whose
+//! daemon died (SIGKILL, crash) stays behind: `status` and `unmount` remove it once the mount
+//! is gone ([`read_files`] returns every file, [`daemon_alive`] tells which daemons run).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,18 +68,64 @@ pub struct Status {
 }
 
 /// Where status files live: `$HFCACHEFS_STATE_DIR`, else `/run/hfcachefs` for root, else
-/// `$XDG_RUNTIME_DIR/hfcachefs`, else the temp dir.
+/// `$XDG_RUNTIME_DIR/hfcachefs`, else `$XDG_STATE_HOME/hfcachefs` or
+/// `~/.local/state/hfcachefs` — never a fixed name in the shared temp dir, which another user
+/// could create first (or point elsewhere with a symlink).
 pub fn state_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("HFCACHEFS_STATE_DIR").filter(|d| !d.is_empty()) {
+    let (root, uid) = euid();
+    state_dir_for(root, uid, |k| std::env::var_os(k).filter(|v| !v.is_empty()))
+}
+
+/// [`state_dir`] for a given user and environment.
+fn state_dir_for(
+    root: bool,
+    uid: u32,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(d) = env("HFCACHEFS_STATE_DIR") {
         return d.into();
     }
-    if euid().0 {
+    if root {
         return PathBuf::from("/run/hfcachefs");
     }
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    if let Some(d) = env("XDG_RUNTIME_DIR") {
         return PathBuf::from(d).join("hfcachefs");
     }
-    std::env::temp_dir().join(format!("hfcachefs-{}", euid().1))
+    if let Some(d) = env("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("hfcachefs");
+    }
+    if let Some(h) = env("HOME").or_else(|| env("USERPROFILE")) {
+        return PathBuf::from(h).join(".local/state/hfcachefs");
+    }
+    // No home at all: a per-user name in the temp dir, which `create_private_dir` refuses
+    // unless it is a real directory of this user that nobody else can write.
+    std::env::temp_dir().join(format!("hfcachefs-{uid}"))
+}
+
+/// Creates `dir` (mode 0700 where new) and checks that it is a directory, not a symlink, owned
+/// by this user and not writable by others: status and log files go there.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let m = std::fs::symlink_metadata(dir)?;
+        if !m.is_dir() || m.uid() != euid().1 || m.mode() & 0o022 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} is not a private directory of this user (a symlink, another owner, or \
+                 writable by others): set HFCACHEFS_STATE_DIR or XDG_RUNTIME_DIR",
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 /// The effective user: (is root, uid); (false, 0) where there are no uids (Windows).
@@ -104,7 +153,7 @@ impl StatusWriter {
     /// Starts writing `base` (with live counters from `stats`) to the state dir.
     pub fn start(base: Status, stats: Arc<Stats>) -> std::io::Result<StatusWriter> {
         let dir = state_dir();
-        std::fs::create_dir_all(&dir)?;
+        create_private_dir(&dir)?;
         let path = dir.join(format!("{}.json", base.pid));
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let p = path.clone();
@@ -112,10 +161,16 @@ impl StatusWriter {
         let thread = std::thread::Builder::new()
             .name("status".into())
             .spawn(move || {
+                let mut last = snapshot(&base, &stats);
                 while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(Duration::from_millis(500))
                 {
-                    let _ = write_status(&p, &snapshot(&base, &stats));
+                    // Rewritten only when a counter moved: fewer renames for readers to race.
+                    let now = snapshot(&base, &stats);
+                    if now != last {
+                        let _ = write_status(&p, &now);
+                        last = now;
+                    }
                 }
             })?;
         Ok(StatusWriter {
@@ -162,20 +217,57 @@ fn write_status(path: &Path, st: &Status) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Status files of live mounts (files of dead processes are skipped).
-pub fn read_all() -> Vec<Status> {
+/// A status file as read from the state dir.
+#[derive(Clone, Debug)]
+pub struct StatusFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// What it says.
+    pub status: Status,
+}
+
+/// Every readable status file in the state dir, whether its daemon runs or not, sorted by
+/// mountpoint.
+pub fn read_files() -> Vec<StatusFile> {
     let Ok(rd) = std::fs::read_dir(state_dir()) else {
         return Vec::new();
     };
-    let mut out: Vec<Status> = rd
+    let mut out: Vec<StatusFile> = rd
         .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|b| serde_json::from_slice::<Status>(&b).ok())
-        .filter(|s| Path::new(&format!("/proc/{}", s.pid)).exists())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|path| {
+            let b = std::fs::read(&path).ok()?;
+            let status = serde_json::from_slice::<Status>(&b).ok()?;
+            Some(StatusFile { path, status })
+        })
         .collect();
-    out.sort_by(|a, b| a.mountpoint.cmp(&b.mountpoint));
+    out.sort_by(|a, b| a.status.mountpoint.cmp(&b.status.mountpoint));
     out
+}
+
+/// True if `pid` is an hfcachefs process that has not finished exiting: gone once every one
+/// of its threads is a zombie (every descriptor, including the store's, is closed by then;
+/// the main thread alone being a zombie is not enough, the others may still be exiting). A
+/// reused PID of another program counts as gone. An exiting process has an empty command
+/// line before it closes its files, so an empty one counts as ours.
+pub fn daemon_alive(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let running = tasks.filter_map(Result::ok).any(|t| {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            return false;
+        };
+        // "tid (comm) S ...": the state follows the last ')' (comm may contain anything).
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, None | Some("Z" | "X"))
+    });
+    running
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.is_empty() || c.windows(9).any(|w| w == b"hfcachefs"))
 }
 
 /// Seconds since the epoch.
@@ -184,4 +276,59 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dir_is_never_a_guessable_temp_name_while_there_is_a_home() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert_eq!(
+            state_dir_for(false, 1000, env(&[("HOME", "/home/a")])),
+            PathBuf::from("/home/a/.local/state/hfcachefs")
+        );
+        assert_eq!(
+            state_dir_for(
+                false,
+                1000,
+                env(&[("XDG_RUNTIME_DIR", "/run/user/1000"), ("HOME", "/h")])
+            ),
+            PathBuf::from("/run/user/1000/hfcachefs")
+        );
+        assert_eq!(
+            state_dir_for(true, 0, env(&[("HOME", "/root")])),
+            PathBuf::from("/run/hfcachefs")
+        );
+        assert_eq!(
+            state_dir_for(false, 7, env(&[("HFCACHEFS_STATE_DIR", "/x")])),
+            PathBuf::from("/x")
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_dir_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let ok = t.path().join("mine");
+        create_private_dir(&ok).unwrap();
+        let mode = std::fs::metadata(&ok).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        let open = t.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(create_private_dir(&open).is_err());
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&ok, &link).unwrap();
+        assert!(create_private_dir(&link).is_err());
+    }
 }

@@ -8,7 +8,7 @@
 //! - **Readers never see a missing or partial file.** Every change to a name a client may read
 //!   is a single `rename` of a complete entry over it (or of a fresh name into an empty place).
 //! - **Nothing a link reaches is deleted**, and nothing modified within `--min-age`.
-//! - **Interruptible.** SIGINT/SIGTERM set a flag that the tools check between entries; the entry
+//! - **Interruptible.** SIGINT/SIGTERM/SIGHUP set a flag that the tools check between entries; the entry
 //!   in progress is finished, the partial report is printed and the exit code is 130. A second
 //!   signal ends the process at once (at worst a `.hfcachefs-*` temporary is left, which `gc`
 //!   removes once stale).
@@ -47,7 +47,7 @@ pub struct ScanArgs {
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub min_age: Duration,
     /// Hashing threads (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -64,7 +64,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
     /// Hashing threads (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -84,7 +84,7 @@ pub struct DedupeArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub min_age: Duration,
     /// Hashing threads (default: all cores).
-    #[arg(long, short = 'j', value_name = "N")]
+    #[arg(long, short = 'j', value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -111,7 +111,7 @@ pub enum Outcome {
     Clean,
     /// Done, problems reported: exit 1.
     Problems,
-    /// Stopped by SIGINT/SIGTERM after a partial run: exit 130.
+    /// Stopped by SIGINT/SIGTERM/SIGHUP after a partial run: exit 130.
     Interrupted,
 }
 
@@ -156,12 +156,18 @@ pub struct Ui {
 }
 
 impl Ui {
-    /// Registers SIGINT/SIGTERM: the first sets the stop flag, a second one ends the process
-    /// with status 130. Progress bars are drawn only when stderr is a terminal.
+    /// Registers SIGINT/SIGTERM/SIGHUP: the first sets the stop flag, a second one ends the
+    /// process with status 130. SIGHUP is among them because a closed terminal or a careless
+    /// logrotate hook must not kill a run without its report. Progress bars are drawn only
+    /// when stderr is a terminal.
     pub fn new() -> Ui {
         let stop = Arc::new(AtomicBool::new(false));
         #[cfg(unix)]
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
             // Order matters: the conditional shutdown sees the flag as it was before this
             // signal, so only a second signal exits.
             let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
@@ -188,7 +194,7 @@ impl Ui {
         &self.stop
     }
 
-    /// True once SIGINT/SIGTERM arrived.
+    /// True once SIGINT/SIGTERM/SIGHUP arrived.
     pub fn interrupted(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
@@ -238,6 +244,14 @@ pub fn threads(jobs: Option<usize>) -> usize {
     })
 }
 
+/// Parses `--jobs`: 1 or more (0 threads would hash nothing).
+pub fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("bad number of jobs '{text}' (use 1 or more)")),
+    }
+}
+
 /// Parses `30s`, `30m`, `2h`, `7d`, `1w`, combinations such as `1h30m`, and `0`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -285,6 +299,11 @@ pub fn rel(p: &StorePath) -> String {
     p.as_path().to_string_lossy().into_owned()
 }
 
+/// `1 entry`, `2 entries`: a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Bytes for people (`1.50 MiB`).
 pub fn human(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
@@ -327,6 +346,16 @@ mod tests {
         for bad in ["", "h", "10", "5x", "1.5h", "-1h", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn jobs_and_counts() {
+        assert_eq!(parse_jobs("4"), Ok(4));
+        for bad in ["0", "-1", "x", ""] {
+            assert!(parse_jobs(bad).is_err(), "{bad}");
+        }
+        assert_eq!(count(1, "entry", "entries"), "1 entry");
+        assert_eq!(count(0, "entry", "entries"), "0 entries");
     }
 
     #[test]

@@ -208,10 +208,19 @@ fn install_script_is_idempotent_and_uninstalls() {
     let installed = [
         "usr/local/bin/hfcachefs",
         "etc/systemd/system/hfcachefs@.service",
+        "etc/systemd/system/hfcachefs-dedupe@.service",
+        "etc/systemd/system/hfcachefs-dedupe@.timer",
+        "etc/systemd/system/hfcachefs-gc@.service",
+        "etc/systemd/system/hfcachefs-gc@.timer",
         "etc/hfcachefs/hub.conf.example",
         "usr/local/share/hfcachefs/hfcachefs-example.mount",
         "usr/local/share/hfcachefs/smb.conf.snippet",
         "usr/local/share/hfcachefs/OPERATIONS.md",
+        "usr/local/share/man/man1/hfcachefs.1",
+        "usr/local/share/man/man1/hfcachefs-mount.1",
+        "usr/local/share/bash-completion/completions/hfcachefs",
+        "usr/local/share/zsh/site-functions/_hfcachefs",
+        "usr/local/share/fish/vendor_completions.d/hfcachefs.fish",
     ];
     for f in installed {
         assert!(root.path().join(f).is_file(), "{f} missing:\n{first}");
@@ -279,6 +288,72 @@ fn install_script_is_idempotent_and_uninstalls() {
 }
 
 #[test]
+fn install_script_help_and_failures_are_plain() {
+    let out = Command::new("bash")
+        .arg(repo().join("platform/linux/install.sh"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(help.contains("--uninstall"), "{help}");
+    assert!(
+        !help.contains("set -euo") && !help.contains("HERE="),
+        "help prints code:\n{help}"
+    );
+    // A copy that cannot be made is a failure, not "done".
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("usr/local")).unwrap();
+    fs::write(
+        root.path().join("usr/local/share"),
+        "a file where a directory goes",
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg(repo().join("platform/linux/install.sh"))
+        .arg("--root")
+        .arg(root.path())
+        .arg("--binary")
+        .arg(bin())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("cannot create") && !text.contains("done."),
+        "{text}"
+    );
+    // Without --binary and without a release build it asks for one instead of building.
+    let empty = tempfile::tempdir().unwrap();
+    let copy = empty.path().join("platform/linux");
+    fs::create_dir_all(&copy).unwrap();
+    fs::copy(
+        repo().join("platform/linux/install.sh"),
+        copy.join("install.sh"),
+    )
+    .unwrap();
+    fs::write(empty.path().join("Cargo.toml"), "[package]\n").unwrap();
+    let out = Command::new("bash")
+        .arg(copy.join("install.sh"))
+        .arg("--root")
+        .arg(root.path().join("stage"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no binary at") && err.contains("cargo build --release"),
+        "{err}"
+    );
+}
+
+#[test]
 fn systemd_units_pass_systemd_analyze_verify() {
     tool("systemd-analyze", "systemd");
     let out = Command::new("bash")
@@ -296,4 +371,222 @@ fn systemd_units_pass_systemd_analyze_verify() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("ok   hfcachefs@hub.service"), "{text}");
     assert!(text.contains("ok   srv-hf\\x2dhub.mount"), "{text}");
+    for unit in [
+        "hfcachefs-dedupe@hub.timer",
+        "hfcachefs-dedupe@hub.service",
+        "hfcachefs-gc@hub.timer",
+        "hfcachefs-gc@hub.service",
+    ] {
+        assert!(text.contains(&format!("ok   {unit}")), "{text}");
+    }
+}
+
+/// The option lists of every mount example shipped (fstab lines, `Options=`, `OPTIONS=`,
+/// `-o` of a mount command) in `text`.
+fn example_option_lists(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim_start_matches(['#', ';', ' ']).trim();
+        let words: Vec<&str> = l.split_whitespace().collect();
+        if let Some(i) = words.iter().position(|w| *w == "fuse.hfcachefs")
+            && words.len() == i + 4
+        {
+            out.push(words[i + 1].to_string());
+        }
+        for key in ["Options=", "OPTIONS="] {
+            if let Some(v) = l.strip_prefix(key) {
+                out.push(v.to_string());
+            }
+        }
+        if (l.contains("hfcachefs mount") || l.starts_with("mount -t fuse.hfcachefs"))
+            && let Some(i) = words.iter().position(|w| *w == "-o")
+        {
+            out.push(words.get(i + 1).unwrap_or(&"").to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_shipped_mount_example_is_nodev_nosuid() {
+    let files = [
+        "README.md",
+        "docs/OPERATIONS.md",
+        "platform/linux/hfcachefs-example.mount",
+        "platform/linux/hfcachefs@.service",
+        "platform/linux/hub.conf.example",
+        "platform/samba/smb.conf.snippet",
+    ];
+    let mut seen = 0;
+    for f in files {
+        let text = fs::read_to_string(repo().join(f)).unwrap();
+        for opts in example_option_lists(&text) {
+            // `${OPTIONS}` and the unit's fallback are filled from the configuration.
+            if opts.contains("${OPTIONS}") || opts.starts_with("defaults LOG_LEVEL") {
+                continue;
+            }
+            let list: Vec<&str> = opts.split(',').collect();
+            assert!(
+                list.contains(&"nodev") && list.contains(&"nosuid"),
+                "{f}: example mount options without nodev,nosuid: {opts}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "only {seen} examples found: the scan is broken");
+}
+
+/// Runs `cmd`; panics with its output unless it succeeds; returns stdout + stderr.
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?}:\n{text}");
+    text
+}
+
+/// Purges the package on drop, so a failed test leaves nothing installed.
+struct Purge;
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let _ = Command::new("apt-get")
+            .args([
+                "purge",
+                "-y",
+                "-qq",
+                "-o",
+                "DPkg::Lock::Timeout=120",
+                "hfcachefs",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+#[test]
+fn debian_package_installs_and_removes_cleanly() {
+    tool("dpkg-deb", "dpkg");
+    tool("systemd-analyze", "systemd");
+    let installed_before = Command::new("dpkg")
+        .args(["-s", "hfcachefs"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(
+        !installed_before,
+        "a hfcachefs package is installed on this machine: remove it to run this test"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let built = ok(Command::new("bash")
+        .arg(repo().join("scripts/build-deb.sh"))
+        .arg("--binary")
+        .arg(bin())
+        .arg("--out")
+        .arg(out.path()));
+    let deb = PathBuf::from(built.lines().last().unwrap().trim());
+    assert!(deb.is_file(), "{built}");
+    let _purge = Purge;
+    ok(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=120"])
+        .arg(&deb)
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+    let files = [
+        "/usr/bin/hfcachefs",
+        "/usr/lib/systemd/system/hfcachefs@.service",
+        "/usr/lib/systemd/system/hfcachefs-dedupe@.timer",
+        "/usr/lib/systemd/system/hfcachefs-gc@.timer",
+        "/usr/share/man/man1/hfcachefs.1.gz",
+        "/usr/share/man/man1/hfcachefs-mount.1.gz",
+        "/usr/share/bash-completion/completions/hfcachefs",
+        "/usr/share/doc/hfcachefs/copyright",
+        "/usr/share/doc/hfcachefs/examples/hfcachefs-example.mount",
+    ];
+    for f in files {
+        assert!(Path::new(f).is_file(), "{f} not installed");
+    }
+    // The helper link reaches fuse3's mount.fuse3, and the installed binary runs.
+    let helper = fs::canonicalize("/usr/sbin/mount.fuse.hfcachefs").unwrap();
+    assert_eq!(helper.file_name().unwrap(), "mount.fuse3");
+    let v = ok(Command::new("/usr/bin/hfcachefs").arg("--version"));
+    assert!(v.starts_with("hfcachefs "), "{v}");
+    // The installed units, from systemd's own search path, pass verification and point at
+    // the installed binary.
+    let unit = fs::read_to_string("/usr/lib/systemd/system/hfcachefs@.service").unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/bin/hfcachefs mount -f"),
+        "{unit}"
+    );
+    for u in [
+        "hfcachefs@hub.service",
+        "hfcachefs-dedupe@hub.timer",
+        "hfcachefs-dedupe@hub.service",
+        "hfcachefs-gc@hub.timer",
+        "hfcachefs-gc@hub.service",
+    ] {
+        let text = ok(Command::new("systemd-analyze").args(["verify", "--man=no", u]));
+        assert!(text.trim().is_empty(), "{u}: {text}");
+    }
+    ok(Command::new("apt-get")
+        .args([
+            "remove",
+            "-y",
+            "-qq",
+            "-o",
+            "DPkg::Lock::Timeout=120",
+            "hfcachefs",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive"));
+    for f in files {
+        assert!(!Path::new(f).exists(), "{f} left after remove");
+    }
+    assert!(fs::symlink_metadata("/usr/sbin/mount.fuse.hfcachefs").is_err());
+}
+
+/// The service's ExecStart with an empty `OPTIONS=` in NAME.conf: whether the empty `${OPTIONS}`
+/// becomes an empty argument (systemd's rule for `${VAR}`) or no argument at all, `-o` must
+/// not take the store as its value. Run against a missing mountpoint, the command must get
+/// as far as complaining about the mountpoint, with the store taken as the store. The units
+/// are ordered before smbd so Samba never shares an empty mountpoint.
+#[test]
+fn service_exec_start_survives_an_empty_options_line() {
+    let unit = fs::read_to_string(repo().join("platform/linux/hfcachefs@.service")).unwrap();
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart=");
+    let store = Store::hub();
+    let missing = store.root().with_extension("no-such-mountpoint");
+    for drop_empty in [false, true] {
+        let mut words: Vec<String> = Vec::new();
+        for w in line.split_whitespace().skip(1) {
+            let w = w
+                .replace("${LOG_LEVEL}", "info")
+                .replace("${OPTIONS}", "")
+                .replace("${STORE}", store.root().to_str().unwrap())
+                .replace("${MOUNTPOINT}", missing.to_str().unwrap());
+            if !(drop_empty && w.is_empty()) {
+                words.push(w);
+            }
+        }
+        let out = Command::new(bin())
+            .args(&words)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("does not exist") && err.contains("mkdir"),
+            "{words:?}: {err}"
+        );
+    }
+    for f in ["hfcachefs@.service", "hfcachefs-example.mount"] {
+        let text = fs::read_to_string(repo().join("platform/linux").join(f)).unwrap();
+        assert!(text.contains("\nBefore=smbd.service\n"), "{f}");
+    }
 }

@@ -444,3 +444,79 @@ fn read_write_share_downloads_land_in_the_store() {
         .is_symlink()
     );
 }
+
+/// What the view adds over a share of the bare store, claim by claim (docs/OPERATIONS.md,
+/// "The Samba gateway"). With Samba's defaults (`follow symlinks = yes`) the bare store
+/// already reads as plain files; the view differs in what `follow symlinks = no` leaves
+/// visible, and in what a write through a snapshot name does.
+#[test]
+fn what_the_view_adds_over_sharing_the_bare_store() {
+    let store = Store::hub();
+    store.add_hostile();
+    chown_tree(store.root(), OWNER);
+    fs::set_permissions(store.root(), fs::Permissions::from_mode(0o755)).unwrap();
+    let m = Mount::new(store.root(), "rw,allow_other");
+    fs::set_permissions(m.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let share = |name: &str, path: &Path, follow: &str| {
+        format!(
+            "[{name}]\n   path = {}\n   read only = no\n   guest ok = yes\n   \
+             force user = {OWNER}\n   force group = {OWNER}\n   follow symlinks = {follow}\n\n",
+            path.display()
+        )
+    };
+    let smbd = Smbd::start(&format!(
+        "{}{}{}",
+        share("store", store.root(), "yes"),
+        share("store-nofollow", store.root(), "no"),
+        share("view-nofollow", &m.mp, "no"),
+    ));
+    let dl = tempfile::tempdir().unwrap();
+    let fetch = |share: &str, rel: &str| -> Option<Vec<u8>> {
+        let local = dl.path().join(format!("{share}.out"));
+        let _ = fs::remove_file(&local);
+        let (ok, _) = smbd.client(share, &format!("get {rel} {}", local.display()));
+        ok.then(|| fs::read(&local).unwrap())
+    };
+    let config = format!("{REPO}/snapshots/{C1}/config.json");
+
+    // 1. Samba's defaults: the bare store already reads as plain files with the right bytes.
+    assert_eq!(fetch("store", &config), Some(content(1, 300)));
+    // 2. Hardened with `follow symlinks = no`: the bare store's snapshot files are gone for
+    //    clients, the view's are all there.
+    assert_eq!(fetch("store-nofollow", &config), None);
+    assert_eq!(fetch("view-nofollow", &config), Some(content(1, 300)));
+    assert_eq!(
+        fetch(
+            "view-nofollow",
+            &format!("{REPO}/snapshots/{C2}/shared.bin")
+        ),
+        Some(content(9, 5000)),
+        "a two-level shared-blob chain, hardened share"
+    );
+    // A link out of the store (to /etc/passwd): refused by both, by Samba's default
+    // `wide links = no` on the bare store, by the view's own rule through the view.
+    let escape = format!("{REPO}/snapshots/{C1}/abs_escape");
+    assert_eq!(fetch("store", &escape), None);
+    assert_eq!(fetch("view-nofollow", &escape), None);
+    // 3. A client overwriting a snapshot file: through the bare store, Samba follows the link
+    //    and rewrites the blob, so every revision sharing it changes; through the view the
+    //    blob is refused and stays intact.
+    let up = dl.path().join("up.bin");
+    fs::write(&up, content(99, 300)).unwrap();
+    let model = format!("{REPO}/snapshots/{C1}/model.safetensors");
+    let (ok, text) = smbd.client("view-nofollow", &format!("put {} {model}", up.display()));
+    assert!(!ok, "overwriting a blob through the view succeeded: {text}");
+    let blob2 = store.p(&format!("{REPO}/blobs/{}", sha256ish(2)));
+    assert_eq!(fs::read(&blob2).unwrap(), content(2, 200_000));
+    smbd.must("store", &format!("put {} {config}", up.display()));
+    assert_eq!(
+        fs::read(store.p(&format!("{REPO}/blobs/{}", sha1ish(1)))).unwrap(),
+        content(99, 300),
+        "the bare store's blob was rewritten through the link"
+    );
+    assert_eq!(
+        fs::read(store.p(&format!("{REPO}/snapshots/{C2}/config.json"))).unwrap(),
+        content(99, 300),
+        "and with it the other revision"
+    );
+}

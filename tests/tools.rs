@@ -661,7 +661,12 @@ fn dedupe_then_gc_leave_exactly_the_expected_store() {
         "skipped": [],
         "problems": [{
             "path": snap(C3, "extra.bin"),
-            "reason": format!("{} has the same sha256 but different bytes", blob(&n.corr)),
+            "reason": format!(
+                "{} is corrupt (this copy's sha256 is the blob's name, the blob's bytes differ) \
+                 and this copy is good: copy kept; confirm with hfcachefs verify, then replace \
+                 the blob with the copy",
+                blob(&n.corr)
+            ),
         }],
         "reclaimed_bytes": CFG2 + W + TOK + README,
         "interrupted": false,
@@ -837,27 +842,32 @@ fn many_copies(revs: usize, per_rev: usize) -> (tempfile::TempDir, String) {
     (dir, name)
 }
 
-#[test]
-fn ctrl_c_leaves_a_consistent_store_and_a_rerun_finishes() {
-    let (dir, name) = many_copies(8, 1000);
-    let root = dir.path();
+/// Starts `dedupe --json` on `root` (a [`many_copies`] store), sends `sig` as soon as the
+/// first entry has been replaced, and returns its output.
+fn dedupe_interrupted(root: &Path, sig: i32) -> std::process::Output {
     let first = root.join(format!("{M}/snapshots/{:040}/f00000", 0));
     let child = Command::new(harness::bin())
         .args(["dedupe", "--json"])
         .arg(root)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt as soon as the first entry has been replaced.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !std::fs::symlink_metadata(&first).unwrap().is_symlink() {
         assert!(std::time::Instant::now() < deadline, "dedupe never started");
         std::thread::sleep(Duration::from_millis(1));
     }
     // SAFETY: kill(2) on our own child's PID.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    unsafe { libc::kill(child.id() as i32, sig) };
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_leaves_a_consistent_store_and_a_rerun_finishes() {
+    let (dir, name) = many_copies(8, 1000);
+    let root = dir.path();
+    let out = dedupe_interrupted(root, libc::SIGINT);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let done = v["actions"].as_array().unwrap().len();
     if out.status.code() == Some(0) {
@@ -889,6 +899,30 @@ fn ctrl_c_leaves_a_consistent_store_and_a_rerun_finishes() {
     let (_, v) = tool_json(&["scan"], root);
     assert_eq!(v["total"]["copies"], json!(0));
     assert_eq!(v["total"]["physical_bytes"], json!(512));
+}
+
+/// logrotate's SIGHUP (or a closed terminal) stops a tool as Ctrl-C does: between entries,
+/// with the partial report and exit 130, never killed without a report.
+#[test]
+fn sighup_stops_a_tool_with_its_report() {
+    let (dir, _) = many_copies(2, 1000);
+    let out = dedupe_interrupted(dir.path(), libc::SIGHUP);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no report after SIGHUP ({:?}): {e}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let done = v["actions"].as_array().unwrap().len();
+    if out.status.code() != Some(0) {
+        assert_eq!(out.status.code(), Some(130), "{done} done");
+        assert_eq!(v["interrupted"], json!(true));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    } else {
+        // The run ended before the signal arrived.
+        assert_eq!(done, 2000);
+    }
 }
 
 fn hf_env(cmd: &mut Command, hub: &harness::FakeHub, home: &Path) {
@@ -1054,4 +1088,56 @@ fn real_client_reads_every_revision_after_dedupe_and_gc() {
         .filter(|l| l.contains("tokenizer/vocab.txt: expected"))
         .collect();
     assert_eq!(failed.len(), 3, "every tiny-model revision: {text}");
+}
+
+#[test]
+fn reports_for_people_jobs_counts_long_names_and_a_corrupt_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // -j 0 would hash nothing: a usage error.
+    let (code, _, err) = tool(&["verify", "-j", "0"], root);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("use 1 or more"), "{err}");
+
+    // A repo with a long name keeps the table's columns aligned.
+    let long = "models--a-rather-long-organisation-name--and-an-even-longer-model-name";
+    let data = c(5, 100);
+    write(&root.join(long).join("blobs").join(git(&data)), &data);
+    link(
+        &format!("../../blobs/{}", git(&data)),
+        &root.join(format!("{long}/snapshots/{C1}/f")),
+    );
+    write(&root.join(M).join("blobs").join(git(&data)), &data);
+    link(
+        &format!("../../blobs/{}", git(&data)),
+        &root.join(format!("{M}/snapshots/{C1}/f")),
+    );
+    let (code, table, err) = tool(&["scan"], root);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = table.lines().take(4).collect();
+    let type_col = lines[0].find("TYPE").unwrap();
+    for l in &lines[1..3] {
+        assert_eq!(l.find(" model ").map(|i| i + 1), Some(type_col), "{table}");
+    }
+
+    // One orphan, stale: "1 entry".
+    let orphan = c(6, 10);
+    let p = root.join(M).join("blobs").join(git(&orphan));
+    write(&p, &orphan);
+    backdate(&p);
+    let (code, text, err) = tool(&["gc", "--dry-run"], root);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.starts_with("would delete 1 entry,"), "{text}");
+
+    // A copy whose content hashes to the name of a blob with other bytes: the blob is the
+    // corrupt one, and the message says so.
+    let good = c(7, 50);
+    write(&root.join(M).join("blobs").join(git(&good)), &c(8, 50));
+    write(&root.join(format!("{M}/snapshots/{C2}/g")), &good);
+    let (code, text, _) = tool(&["dedupe", "--dry-run", "--min-age", "0"], root);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("is corrupt") && text.contains("this copy is good"),
+        "{text}"
+    );
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks the systemd units with `systemd-analyze verify` (package: systemd), also on a machine
+# Checks the systemd units (the mount service, the example mount unit, the dedupe and gc
+# timers and their services) with `systemd-analyze verify` (package: systemd), also on a machine
 # where systemd is not PID 1 (containers, CI). Any warning counts as a failure.
 #
 # What it checks: the unit files parse, every key is known and its value valid (Type=, Restart=,
@@ -27,11 +28,15 @@ command -v systemd-analyze >/dev/null 2>&1 || {
 }
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-sed "s#/usr/local/bin/hfcachefs#$BINARY#g" "$HERE/hfcachefs@.service" >"$dir/hfcachefs@.service"
+for u in hfcachefs@.service hfcachefs-dedupe@.service hfcachefs-gc@.service; do
+    sed "s#/usr/local/bin/hfcachefs#$BINARY#g" "$HERE/$u" >"$dir/$u"
+done
+cp "$HERE/hfcachefs-dedupe@.timer" "$HERE/hfcachefs-gc@.timer" "$dir/"
 mount_unit="$(systemd-escape -p --suffix=mount /srv/hf-hub)"
 cp "$HERE/hfcachefs-example.mount" "$dir/$mount_unit"
 status=0
-for unit in hfcachefs@hub.service "$mount_unit"; do
+for unit in hfcachefs@hub.service "$mount_unit" hfcachefs-dedupe@hub.timer \
+    hfcachefs-dedupe@hub.service hfcachefs-gc@hub.timer hfcachefs-gc@hub.service; do
     # SYSTEMD_UNIT_PATH with a trailing ':' puts our directory before the system's unit paths.
     out="$(cd "$dir" && SYSTEMD_UNIT_PATH="$dir:" systemd-analyze verify --man=no "$unit" 2>&1)" || status=1
     if [ -n "$out" ]; then

@@ -349,6 +349,16 @@ fn temp_name(dir: &StorePath) -> Option<StorePath> {
     dir.join(std::ffi::OsStr::new(&name))
 }
 
+/// The conflict of a good copy with a corrupt blob: the copy's content hashes to the blob's
+/// name, the blob's bytes differ, so the blob is the one that is wrong.
+fn corrupt_blob(blob: &str, algorithm: &str) -> String {
+    format!(
+        "{blob} is corrupt (this copy's {algorithm} is the blob's name, the blob's bytes differ) \
+         and this copy is good: copy kept; confirm with hfcachefs verify, then replace the blob \
+         with the copy"
+    )
+}
+
 impl Ctx<'_> {
     fn one(
         &self,
@@ -369,11 +379,8 @@ impl Ctx<'_> {
         if let Some(t) = same_inode.or_else(by_name).cloned() {
             let shared_inode = (t.meta.dev, t.meta.ino) == (m.dev, m.ino);
             if !shared_inode && !self.same_bytes(&copy.path, &t.real)? {
-                return Err(format!(
-                    "{} has the same {} but different bytes",
-                    rel(&t.path),
-                    Digests::algorithm(&t.name)
-                ));
+                // The copy's own hash is the blob's name: the blob is the corrupt one.
+                return Err(corrupt_blob(&rel(&t.path), Digests::algorithm(&t.name)));
             }
             let freed = if shared_inode || m.nlink > 1 {
                 0
@@ -401,10 +408,8 @@ impl Ctx<'_> {
         };
         let blob = StorePath::parse(&format!("{}/blobs/{name}", repo.folder)).ok_or("bad name")?;
         if let Some(t) = targets.iter().find(|t| t.name == name) {
-            return Err(format!(
-                "{} exists with other content (corrupt blob? run hfcachefs verify)",
-                rel(&t.path)
-            ));
+            // The copy hashes to `name`, so the blob of that name is the corrupt one.
+            return Err(corrupt_blob(&rel(&t.path), Digests::algorithm(&name)));
         }
         if repo.blobs.iter().any(|b| b.name == name) {
             return Err(format!(
@@ -585,8 +590,8 @@ pub fn text(r: &DedupeReport) -> String {
     let links = r.actions.iter().filter(|a| a.action == "link").count();
     let _ = writeln!(
         s,
-        "{} entries: {links} linked to an existing blob, {} moved into blobs/; {verb} {}; {} skipped, {} problem(s)",
-        r.actions.len(),
+        "{}: {links} linked to an existing blob, {} moved into blobs/; {verb} {}; {} skipped, {} problem(s)",
+        super::count(r.actions.len(), "entry", "entries"),
         r.actions.len() - links,
         human(r.reclaimed_bytes),
         r.skipped.len(),

@@ -401,8 +401,8 @@ pub fn text(r: &GcReport) -> String {
     let freed = if r.dry_run { "would free" } else { "freed" };
     let _ = writeln!(
         s,
-        "{verb} {} entries, {freed} {}; kept {}; {} problem(s)",
-        r.deleted.len(),
+        "{verb} {}, {freed} {}; kept {}; {} problem(s)",
+        super::count(r.deleted.len(), "entry", "entries"),
         human(r.freed_bytes),
         r.kept.len(),
         r.problems.len()

@@ -567,9 +567,28 @@ fn classify_copies(
 /// The table for people.
 pub fn table(r: &ScanReport) -> String {
     let mut s = String::new();
+    if r.repos.is_empty() {
+        // Said first: a mistyped store path (or one that is no hub cache) otherwise shows up
+        // only as a table of zeros and many "broken links".
+        let _ = writeln!(
+            s,
+            "no repos found in {} (no models--*, datasets--* or spaces--* folders): is it a \
+             Hugging Face hub cache?",
+            r.store
+        );
+    }
+    // The name column is as wide as the longest repo id, so long names keep the columns
+    // aligned instead of pushing the rest of their row out of line.
+    let w = r
+        .repos
+        .iter()
+        .map(|repo| repo.repo_id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(32);
     let _ = writeln!(
         s,
-        "{:<32} {:<7} {:>4} {:>6} {:>12} {:>12} {:>7} {:>6} {:>7} {:>10} {:>6}  REFS",
+        "{:<w$} {:<7} {:>4} {:>6} {:>12} {:>12} {:>7} {:>6} {:>7} {:>10} {:>6}  REFS",
         "REPO",
         "TYPE",
         "REVS",
@@ -584,7 +603,7 @@ pub fn table(r: &ScanReport) -> String {
     );
     let row = |s: &mut String, name: &str, kind: &str, t: &Totals, refs: &str| {
         let line = format!(
-            "{:<32} {:<7} {:>4} {:>6} {:>12} {:>12} {:>6.2}x {:>6} {:>7} {:>10} {:>6}  {}",
+            "{:<w$} {:<7} {:>4} {:>6} {:>12} {:>12} {:>6.2}x {:>6} {:>7} {:>10} {:>6}  {}",
             name,
             kind,
             t.revisions,

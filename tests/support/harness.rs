@@ -128,6 +128,32 @@ impl Mount {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Kills the daemon with SIGKILL and reaps it, leaving its dead mount and status file
+    /// behind as a crash would.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// True once the daemon has exited (it is reaped then).
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_))) => {
+                self.child = None;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    /// The state dir the daemon writes its status file to.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     /// Stops the daemon with SIGTERM and waits for it; returns its exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
