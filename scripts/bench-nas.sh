@@ -55,7 +55,6 @@ command -v bindfs >/dev/null || need+=(bindfs)
 if ((${#need[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-SSHD="$(command -v sshd || echo /usr/sbin/sshd)"
 HUBPY=.venv/hub2/bin/python
 [ -x "$HUBPY" ] || scripts/setup-python.sh >/dev/null
 HUBPY="$(pwd)/$HUBPY"
@@ -104,35 +103,15 @@ for r in range(18):
 EOF
 
 # --- sshd behind the delaying relay --------------------------------------------------------
-mkdir -p /run/sshd
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-ssh-keygen -q -t ed25519 -N '' -f "$W/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$W/client_key"
-cp "$W/client_key.pub" "$W/authorized_keys"
-SSHD_PORT=$(free_port); RELAY_PORT=$(free_port); ECHO_PORT=$(free_port); ECHO_RELAY=$(free_port)
-cat >"$W/sshd_config" <<EOF
-Port $SSHD_PORT
-ListenAddress 127.0.0.1
-HostKey $W/host_key
-PidFile none
-AuthorizedKeysFile $W/authorized_keys
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-Subsystem sftp internal-sftp
-LogLevel ERROR
-EOF
-"$SSHD" -D -e -f "$W/sshd_config" 2>"$W/sshd.log" & PIDS+=($!)
+# shellcheck source=scripts/lib-sshd.sh
+. scripts/lib-sshd.sh
+start_loopback_sshd "$W"
+PIDS+=("$SSHD_PID")
+RELAY_PORT=$(free_port); ECHO_PORT=$(free_port); ECHO_RELAY=$(free_port)
 python3 scripts/tcp-delay.py "$RELAY_PORT" "$SSHD_PORT" "$DELAY_MS" & PIDS+=($!)
 python3 scripts/tcp-delay.py "$ECHO_RELAY" "$ECHO_PORT" "$DELAY_MS" --echo "$ECHO_PORT" & PIDS+=($!)
-for port in "$SSHD_PORT" "$RELAY_PORT" "$ECHO_RELAY"; do
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-        sleep 0.05
-    done
-done
+wait_for_port "$RELAY_PORT"
+wait_for_port "$ECHO_RELAY"
 RTT_MS=$(python3 - "$ECHO_RELAY" <<'EOF'
 import socket, statistics, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))

@@ -90,31 +90,11 @@ for i in range(n):
 EOF
 
 # --- sshd and the mounts ------------------------------------------------------------------
-mkdir -p /run/sshd "$W/view" "$W/sshfs"
-ssh-keygen -q -t ed25519 -N '' -f "$W/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$W/client_key"
-cp "$W/client_key.pub" "$W/authorized_keys"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-cat >"$W/sshd_config" <<EOF
-Port $PORT
-ListenAddress 127.0.0.1
-HostKey $W/host_key
-PidFile none
-AuthorizedKeysFile $W/authorized_keys
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-Subsystem sftp internal-sftp
-LogLevel ERROR
-EOF
-"$SSHD" -D -e -f "$W/sshd_config" 2>"$W/sshd.log" &
-SSHD_PID=$!
-for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null && break
-    sleep 0.05
-done
+mkdir -p "$W/view" "$W/sshfs"
+# shellcheck source=scripts/lib-sshd.sh
+. scripts/lib-sshd.sh
+start_loopback_sshd "$W"
+PORT=$SSHD_PORT
 
 SSHFS_OPTS="IdentityFile=$W/client_key,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,BatchMode=yes,LogLevel=ERROR,port=$PORT"
 # Debian's sshfs refuses links with '..' unless told otherwise (hub links all have it).
