@@ -18,15 +18,21 @@
 //! The caller of the request being served is kept per thread ([`serving`]): the FUSE
 //! adapter enters it for each request; where nothing entered one (cache tools, WinFsp,
 //! which checks access by security descriptor, unit tests), the daemon's own rights apply.
-//! Invariant: a caller with uid 0 passes every check (as root does in the store).
+//! Invariant: a caller with uid 0 passes every check (as root does in the store). Every
+//! access rule of the view lives here; the operations call these checks.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 #[cfg(windows)]
 use crate::compat::libc;
-use crate::error::FsError;
-use crate::store::Meta;
+use std::ffi::OsStr;
+use std::time::Instant;
+
+use super::{CacheView, Node};
+use crate::error::{FsError, FsResult};
+use crate::path::StorePath;
+use crate::store::{Kind, Meta};
 
 /// Who is asking.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -191,6 +197,95 @@ pub fn check_delete(dir: &Meta, entry: &Meta) -> Result<(), FsError> {
         ));
     }
     Ok(())
+}
+
+/// The view's side of the rules above: guards of nodes, and the checks of each operation.
+impl CacheView {
+    /// The directories on `real` (its proper ancestors) that not everyone may search.
+    /// Each directory's answer is kept for `attr_timeout` (a snapshot's names all share
+    /// their blob directory's ancestors: one `lstat` each, not one per name).
+    pub(super) fn guards_of(&self, real: &StorePath) -> FsResult<Guards> {
+        let ttl = self.config.attr_ttl;
+        let mut guards: Vec<DirGuard> = Vec::new();
+        let mut dir = Some(real.parent());
+        while let Some(d) = dir {
+            let known = self
+                .dir_guards
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&d)
+                .filter(|(_, at)| at.elapsed() < ttl)
+                .map(|(g, _)| *g);
+            let guard = match known {
+                Some(g) => g,
+                None => {
+                    let g = DirGuard::of(&self.store.lstat(&d)?);
+                    let mut cache = self.dir_guards.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.len() >= 4096 {
+                        cache.clear();
+                    }
+                    cache.insert(d.clone(), (g, Instant::now()));
+                    g
+                }
+            };
+            guards.extend(guard);
+            dir = (!d.is_root()).then(|| d.parent());
+        }
+        Ok(guards.into())
+    }
+
+    /// Forgets the directories' guards seen so far (after a rename or rmdir: another
+    /// directory may now stand at a path).
+    pub(super) fn forget_dir_guards(&self) {
+        self.dir_guards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Checks that the caller of this request may reach `node` in the store.
+    pub(super) fn check_reach(&self, node: &Node) -> FsResult<()> {
+        check_guards(&node.guards)
+    }
+
+    /// True if this request's caller is subject to checks (not root, not the daemon itself).
+    pub(super) fn caller_is_checked(&self) -> bool {
+        current().is_some_and(|c| c.uid != 0)
+    }
+
+    /// Checks, from the root down, that the caller may search each directory on the way
+    /// to `p`, up to the first entry that is missing or not a directory (a link there is
+    /// followed by the resolver; the target's own guards are checked after).
+    pub(super) fn check_search_along(&self, p: &StorePath) -> FsResult<()> {
+        if !self.caller_is_checked() {
+            return Ok(());
+        }
+        let mut dir = StorePath::root();
+        let comps: Vec<&OsStr> = p.components().collect();
+        for c in &comps[..comps.len().saturating_sub(1)] {
+            match self.store.lstat(&dir) {
+                Ok(m) if m.kind == Kind::Dir => {
+                    check_guards(DirGuard::of(&m).as_slice())?;
+                }
+                _ => return Ok(()),
+            }
+            dir = dir.join(c).ok_or(FsError::Invalid)?;
+        }
+        match self.store.lstat(&dir) {
+            Ok(m) if m.kind == Kind::Dir => check_guards(DirGuard::of(&m).as_slice()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that the caller may remove or replace the store entry `path` (metadata `meta`)
+    /// as the store would let them: see [`check_delete`].
+    pub(super) fn check_delete(&self, path: &StorePath, meta: &Meta) -> FsResult<()> {
+        if !self.caller_is_checked() {
+            return Ok(());
+        }
+        let dir = self.store.lstat(&path.parent())?;
+        check_delete(&dir, meta)
+    }
 }
 
 #[cfg(test)]
