@@ -5,6 +5,8 @@
 # openssh-server, openssh-client, sshfs: the network store test (tests/sshfs_store.rs).
 # systemd (systemd-analyze), util-linux (mount -T, unshare), binutils (strip, for
 # scripts/build-deb.sh; dpkg-deb comes with dpkg): tests/platform_linux.rs.
+# passwd (useradd, userdel), util-linux (runuser), the system's python3 at /usr/bin (other
+# users cannot run a toolchain under /root): the multi-user tests (tests/security.rs).
 set -euo pipefail
 need=()
 # has CMD: CMD is on PATH or in an sbin directory (daemons live there).
@@ -20,6 +22,9 @@ has sshfs || need+=(sshfs)
 has systemd-analyze || need+=(systemd)
 has unshare || need+=(util-linux)
 has strip || need+=(binutils)
+has useradd || need+=(passwd)
+has runuser || need+=(util-linux)
+[ -x /usr/bin/python3 ] || need+=(python3)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "install-deps: need root to install: ${need[*]}" >&2
