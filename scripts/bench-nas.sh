@@ -4,6 +4,7 @@
 #
 #   scripts/bench-nas.sh [--runs R] [--delay-ms D] [--model-mib N] [--plot FILE] [--json FILE]
 #                        [--systems direct,hfcachefs,hfcachefs-nopt,bindfs]
+#   scripts/bench-nas.sh --replot FILE.json [--plot FILE]   # the chart again from saved figures
 #
 # The store is served by sshd on 127.0.0.1 behind scripts/tcp-delay.py, which holds every byte
 # D ms (default 0.3) in each direction: a LAN round trip (the measured one is printed). It is
@@ -21,9 +22,10 @@
 #   snapdl-expired     the same after the network mount's caches expired (6 s later)
 #   scan-expired       scan_cache_dir() of 20 repos, likewise
 #   cat300-cold/warm   cat of 300 small files
-# Writes a table to stdout, the figures as JSON (--json) and a bar chart (--plot, PNG, made
-# with matplotlib in .venv/bench, made on first use). Needs root, sshd, sshfs, bindfs (installed if missing),
-# the hub2 venv (scripts/setup-python.sh). Everything is unmounted and removed on exit.
+# Writes a table to stdout, the figures as JSON (--json, default docs/perf-nas.json) and a
+# bar chart (--plot, default docs/perf-nas.png; scripts/bench-nas-plot.py with matplotlib in
+# .venv/bench, made on first use). Needs root, sshd, sshfs, bindfs (installed if missing), the
+# hub2 venv (scripts/setup-python.sh). Everything is unmounted and removed on exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -31,7 +33,8 @@ RUNS=3
 DELAY_MS=0.3
 MODEL_MIB=1024
 PLOT=docs/perf-nas.png
-JSON=""
+JSON=docs/perf-nas.json
+REPLOT=""
 SYSTEMS=direct,hfcachefs,hfcachefs-nopt,bindfs
 while (($#)); do
     case "$1" in
@@ -40,11 +43,24 @@ while (($#)); do
         --model-mib) MODEL_MIB="$2"; shift 2 ;;
         --plot) PLOT="$2"; shift 2 ;;
         --json) JSON="$2"; shift 2 ;;
+        --replot) REPLOT="$2"; shift 2 ;;
         --systems) SYSTEMS="$2"; shift 2 ;;
-        -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-nas: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+BENCHPY=.venv/bench/bin/python
+plot() { # plot JSON PNG
+    if [ ! -x "$BENCHPY" ]; then
+        python3 -m venv .venv/bench && .venv/bench/bin/pip install -q matplotlib ||
+            { echo "bench-nas: could not install matplotlib into .venv/bench; no plot" >&2; return 0; }
+    fi
+    "$BENCHPY" scripts/bench-nas-plot.py "$1" "$2"
+}
+if [ -n "$REPLOT" ]; then
+    plot "$REPLOT" "$PLOT"
+    exit 0
+fi
 [ "$(id -u)" -eq 0 ] || { echo "bench-nas: run as root (mounts, sshd)" >&2; exit 1; }
 IFS=, read -r -a SYS <<<"$SYSTEMS"
 
@@ -228,15 +244,10 @@ WORKS=(load-cold load-warm snapdl-warm snapdl-expired scan-expired cat300-cold c
     done
 } >"$W/raw.txt"
 
-BENCHPY=.venv/bench/bin/python
-if [ ! -x "$BENCHPY" ]; then
-    python3 -m venv .venv/bench && .venv/bench/bin/pip install -q matplotlib ||
-        echo "bench-nas: could not install matplotlib into .venv/bench; no plot" >&2
-fi
-"$BENCHPY" - "$W/raw.txt" "$RTT_MS" "$DELAY_MS" "$MODEL_MIB" "$RUNS" "$PLOT" "${JSON:-$W/out.json}" "${SYS[@]}" <<'EOF'
+python3 - "$W/raw.txt" "$RTT_MS" "$DELAY_MS" "$MODEL_MIB" "$RUNS" "$JSON" "${SYS[@]}" <<'EOF'
 import json, statistics, sys
-raw, rtt, delay, mib, runs, plot, out = sys.argv[1:8]
-systems = sys.argv[8:]
+raw, rtt, delay, mib, runs, out = sys.argv[1:7]
+systems = sys.argv[7:]
 works = ["load-cold", "load-warm", "snapdl-warm", "snapdl-expired", "scan-expired", "cat300-cold", "cat300-warm"]
 t = {}
 for line in open(raw):
@@ -257,24 +268,5 @@ for w in works:
 json.dump({"rtt_ms": float(rtt), "delay_ms": float(delay), "model_mib": int(mib), "runs": int(runs),
            "seconds": {f"{s}/{w}": med[(s, w)] for s in systems for w in works},
            "ratio": {f"{s}/{w}": ratios[(s, w)] for s in systems for w in works}}, open(out, "w"), indent=1)
-try:
-    import matplotlib
-except ImportError:
-    sys.exit(0)
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-others = [s for s in systems if s != "direct"]
-fig, ax = plt.subplots(figsize=(10, 4.5))
-width = 0.8 / max(1, len(others))
-for i, s in enumerate(others):
-    xs = [j + i * width for j in range(len(works))]
-    ax.bar(xs, [ratios[(s, w)] for w in works], width, label=s)
-ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
-ax.set_xticks([j + width * (len(others) - 1) / 2 for j in range(len(works))], works, rotation=20)
-ax.set_ylabel("speed vs the network mount itself (×)")
-ax.set_title(f"On a network store ({rtt} ms round trip): higher is better, 1 = as fast as direct")
-ax.legend()
-fig.tight_layout()
-fig.savefig(plot, dpi=110)
-print(f"plot: {plot}")
 EOF
+plot "$JSON" "$PLOT"
