@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{FsError, FsResult};
 
+/// How many blobs found gone are remembered.
+const GONE_MAX: usize = 65_536;
+
 /// The bit that marks a deferred handle number.
 pub const BIT: u64 = 1 << 63;
 
@@ -80,10 +83,12 @@ impl Deferred {
             Ok(r) => r,
             Err(e) => {
                 if matches!(e, FsError::Stale) {
-                    self.gone
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(ino);
+                    let mut gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
+                    // Bounded: a forgotten one only costs one more failed read.
+                    if gone.len() >= GONE_MAX {
+                        gone.clear();
+                    }
+                    gone.insert(ino);
                 }
                 return Err(e);
             }
