@@ -57,6 +57,8 @@ pub mod calls {
         pub read_dir: u64,
         /// `Store::readlink` and `Store::read_head`.
         pub readlink: u64,
+        /// `Meta::of_fd` (the attributes of an open store file: one round trip).
+        pub fstat: u64,
     }
 
     thread_local! {
@@ -74,6 +76,33 @@ pub mod calls {
     /// The calls counted on this thread since the previous `take`, and a fresh count.
     pub fn take() -> Calls {
         CALLS.with(|c| c.replace(Calls::default()))
+    }
+}
+
+/// The store's own NTSTATUS of the last failure on this thread. The core works with errno
+/// values (its decisions depend on them), which lose detail (`STATUS_DELETE_PENDING` and
+/// `STATUS_OBJECT_PATH_NOT_FOUND` are both `ENOENT`); the WinFsp adapter takes the status
+/// kept here and answers with it when it means the errno the core returned
+/// (`docs/WINDOWS.md`, *Errors*). The adapter clears it at the start of each request.
+pub mod last_status {
+    use std::cell::Cell;
+
+    thread_local! {
+        static LAST: Cell<Option<i32>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn set(status: i32) {
+        LAST.with(|c| c.set(Some(status)));
+    }
+
+    /// Forgets the status kept on this thread.
+    pub fn clear() {
+        LAST.with(|c| c.set(None));
+    }
+
+    /// The status kept on this thread, forgetting it.
+    pub fn take() -> Option<i32> {
+        LAST.with(|c| c.take())
     }
 }
 
@@ -258,6 +287,19 @@ mod ffi {
             Length: u32,
             FileInformationClass: u32,
         ) -> NTSTATUS;
+        pub fn NtQueryDirectoryFile(
+            FileHandle: HANDLE,
+            Event: HANDLE,
+            ApcRoutine: *const c_void,
+            ApcContext: *const c_void,
+            IoStatusBlock: *mut IO_STATUS_BLOCK,
+            FileInformation: *mut c_void,
+            Length: u32,
+            FileInformationClass: u32,
+            ReturnSingleEntry: u8,
+            FileName: *const UNICODE_STRING,
+            RestartScan: u8,
+        ) -> NTSTATUS;
     }
 
     #[link(name = "kernel32")]
@@ -332,11 +374,17 @@ const FILE_DISPOSITION_INFORMATION: u32 = 13;
 const FILE_DISPOSITION_INFORMATION_EX: u32 = 64;
 const FILE_RENAME_INFORMATION_EX: u32 = 65;
 const FILE_ATTRIBUTE_TAG_INFO: u32 = 9;
+const FILE_BASIC_INFORMATION: u32 = 4;
+const STATUS_CANNOT_DELETE: i32 = 0xC000_0121u32 as i32;
 const FILE_ID_BOTH_DIRECTORY_INFO: u32 = 10;
 const FILE_ID_BOTH_DIRECTORY_RESTART_INFO: u32 = 11;
 const FSCTL_GET_REPARSE_POINT: u32 = 0x0009_00A8;
 const FSCTL_SET_REPARSE_POINT: u32 = 0x0009_00A4;
 const ERROR_NO_MORE_FILES: i32 = 18;
+/// `FileIdBothDirectoryInformation` (the NT class of `NtQueryDirectoryFile`).
+const FILE_ID_BOTH_DIRECTORY_INFORMATION: u32 = 37;
+const STATUS_NO_SUCH_FILE: i32 = 0xC000_000Fu32 as i32;
+const STATUS_NO_MORE_FILES: i32 = 0x8000_0006u32 as i32;
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
 const STATUS_INVALID_INFO_CLASS: i32 = 0xC000_0003u32 as i32;
 const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BBu32 as i32;
@@ -432,6 +480,7 @@ fn nt_open_wide(
     };
     if st < 0 {
         log::debug!("store: NtCreateFile: NTSTATUS {:#010x}", st as u32);
+        last_status::set(st);
         return Err(errno(nt_to_errno(st)));
     }
     // SAFETY: NtCreateFile succeeded, so `h` is a new handle that nothing else owns.
@@ -537,6 +586,7 @@ fn final_path(h: &impl AsRawHandle) -> Option<Vec<u16>> {
 impl Meta {
     /// Metadata of an open store file or directory.
     pub fn of_fd(f: &impl AsRawHandle) -> io::Result<Meta> {
+        calls::add(|c| c.fstat += 1);
         let info = by_handle(f)?;
         let attrs = info.dwFileAttributes;
         let is_dir = attrs & FILE_ATTRIBUTE_DIRECTORY != 0;
@@ -621,6 +671,7 @@ fn set_info(h: &impl AsRawHandle, class: u32, info: &[u8]) -> i32 {
 fn nt_result(st: i32) -> io::Result<()> {
     if st < 0 {
         log::debug!("store: NTSTATUS {:#010x}", st as u32);
+        last_status::set(st);
         Err(errno(nt_to_errno(st)))
     } else {
         Ok(())
@@ -672,6 +723,8 @@ pub struct Store {
     roots: Vec<Vec<u8>>,
     /// Whether XSym files are links (see [`Store::xsym_links`]).
     xsym: std::sync::atomic::AtomicBool,
+    /// Links could be created in the store (see [`Store::can_symlink`]).
+    symlinks_ok: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -709,6 +762,7 @@ impl Store {
             path: abs,
             roots,
             xsym: std::sync::atomic::AtomicBool::new(false),
+            symlinks_ok: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -962,6 +1016,110 @@ impl Store {
         Ok(out)
     }
 
+    /// The names in directory `dir` that the store matches with `name` in one directory
+    /// query (`NtQueryDirectoryFile` with `name` as the file name): on a case-insensitive
+    /// store (NTFS, SMB servers, Samba's default) every spelling of `name` the store has, in
+    /// the store's case; on a case-sensitive one `name` itself if it exists. A name with
+    /// wildcard characters matches more; the caller compares. One round trip for the query
+    /// (plus the walk to `dir`), never a listing.
+    pub fn find_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
+        // A handle of its own (a new file object): a query's file name is kept by the file
+        // object for every later query, so the root's shared handle cannot be used.
+        let h = if dir.is_root() {
+            nt_reopen(
+                self.root.as_raw_handle(),
+                FILE_LIST_DIRECTORY,
+                FILE_DIRECTORY_FILE | FILE_OPEN_FOR_BACKUP_INTENT,
+            )?
+        } else {
+            self.walk_dir(dir)?
+        };
+        let mut w = wide(name);
+        if w.is_empty() || w.len() > 32_000 {
+            return Err(errno(libc::EINVAL));
+        }
+        let bytes = (w.len() * 2) as u16;
+        let us = ffi::UNICODE_STRING {
+            Length: bytes,
+            MaximumLength: bytes,
+            Buffer: w.as_mut_ptr(),
+        };
+        let mut out = Vec::new();
+        let mut buf = vec![0u64; 16 * 1024 / 8];
+        let mut restart = 1u8;
+        loop {
+            calls::add(|c| c.dir_query += 1);
+            let mut iosb = ffi::IO_STATUS_BLOCK {
+                Status: 0,
+                Information: 0,
+            };
+            // SAFETY: `buf` is 16 KiB of writable, 8-byte aligned memory; `us` borrows `w`,
+            // both live for the call; the handle is an open, synchronous directory handle
+            // (no event, no APC).
+            let st = unsafe {
+                ffi::NtQueryDirectoryFile(
+                    raw(&h),
+                    std::ptr::null_mut(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    &mut iosb,
+                    buf.as_mut_ptr().cast::<c_void>(),
+                    (buf.len() * 8) as u32,
+                    FILE_ID_BOTH_DIRECTORY_INFORMATION,
+                    0,
+                    &us,
+                    restart,
+                )
+            };
+            restart = 0;
+            if st == STATUS_NO_SUCH_FILE || st == STATUS_NO_MORE_FILES {
+                return Ok(out);
+            }
+            nt_result(st)?;
+            // SAFETY: reinterpreting the u64 buffer as bytes of the same length.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), buf.len() * 8) };
+            let n = iosb.Information.min(bytes.len());
+            for (found, _, _, _) in parse_dir_info(&bytes[..n]) {
+                if found != [b'.' as u16] && found != [b'.' as u16, b'.' as u16] {
+                    out.push(OsString::from_wide(&found));
+                }
+            }
+            if out.len() > 4096 {
+                // A pattern matching a whole directory: what was found is enough to choose.
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Opens `p` with delete access (not following it), as a delete or rename of it would:
+    /// the store's answer (`ACCESS_DENIED`, `SHARING_VIOLATION`, `DELETE_PENDING`, …) comes
+    /// now. While the returned handle is open, nobody can open `p` in a way that would make
+    /// the delete fail (the store refuses opens that do not share delete access).
+    pub fn open_for_delete(&self, p: &StorePath) -> io::Result<File> {
+        let h = self.open_entry(p, DELETE | FILE_READ_ATTRIBUTES, FILE_OPEN, 0)?;
+        Ok(File::from(h))
+    }
+
+    /// Checks that links can be created in directory `dir` (the right to create symbolic
+    /// links on the store): creates a link under a temporary name and removes it. A success
+    /// is remembered for the life of the store (rights do not come and go); a failure is
+    /// asked again next time.
+    pub fn can_symlink(&self, dir: &StorePath) -> io::Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.symlinks_ok.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let name = format!(".hfcachefs-linkprobe-{}", std::process::id());
+        let p = dir
+            .join(OsStr::new(&name))
+            .ok_or_else(|| errno(libc::EINVAL))?;
+        self.symlink(Path::new("."), &p)?;
+        let _ = self.unlink(&p);
+        self.symlinks_ok.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Creates a directory.
     pub fn mkdir(&self, p: &StorePath, _mode: u32) -> io::Result<()> {
         self.open_entry(p, FILE_LIST_DIRECTORY, FILE_CREATE, FILE_DIRECTORY_FILE)
@@ -969,13 +1127,36 @@ impl Store {
     }
 
     /// Marks an open entry deleted (POSIX semantics where the server has them).
+    ///
+    /// The read-only attribute never stops it, as the mode of a file never stops `unlink` on
+    /// Linux: where the server does not understand `IGNORE_READONLY_ATTRIBUTE` (the classic
+    /// disposition answers `STATUS_CANNOT_DELETE`), the attribute is cleared first.
     fn delete(h: &OwnedHandle) -> io::Result<()> {
         // FILE_DISPOSITION_DELETE | POSIX_SEMANTICS | IGNORE_READONLY_ATTRIBUTE
         let st = set_info(h, FILE_DISPOSITION_INFORMATION_EX, &0x13u32.to_le_bytes());
-        if class_unsupported(st) {
-            return nt_result(set_info(h, FILE_DISPOSITION_INFORMATION, &[1]));
+        if !class_unsupported(st) {
+            return nt_result(st);
         }
-        nt_result(st)
+        let st = set_info(h, FILE_DISPOSITION_INFORMATION, &[1]);
+        if st != STATUS_CANNOT_DELETE {
+            return nt_result(st);
+        }
+        let attrs = by_handle(h)?.dwFileAttributes;
+        if attrs & FILE_ATTRIBUTE_READONLY == 0 {
+            return nt_result(st);
+        }
+        // FILE_BASIC_INFORMATION: four times (0: unchanged), then the attributes.
+        let mut basic = [0u8; 40];
+        let keep = attrs & !FILE_ATTRIBUTE_READONLY;
+        let keep = if keep == 0 {
+            FILE_ATTRIBUTE_NORMAL
+        } else {
+            keep
+        };
+        basic[32..36].copy_from_slice(&keep.to_le_bytes());
+        let w = nt_reopen(h.as_raw_handle(), FILE_WRITE_ATTRIBUTES, 0)?;
+        nt_result(set_info(&w, FILE_BASIC_INFORMATION, &basic))?;
+        nt_result(set_info(h, FILE_DISPOSITION_INFORMATION, &[1]))
     }
 
     /// Removes a non-directory entry (a file, or a link itself).

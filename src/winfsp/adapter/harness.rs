@@ -7,7 +7,8 @@
 //! which does not exist under wine. So the harness replays what those functions do, in their
 //! order and with their arguments:
 //! - create (`FILE_OPEN`): `GetSecurityByName` of the file (the access check), then `Open`
-//!   with the granted access; `FILE_CREATE`: `GetSecurityByName` of the parent, then `Create`
+//!   with the granted access; `FILE_CREATE`: `GetSecurityByName` of the parent (a missing
+//!   parent is `STATUS_OBJECT_PATH_NOT_FOUND`, as `FspAccessCheckEx` reports it), then `Create`
 //!   (`MAXIMUM_ALLOWED` becomes `FILE_ALL_ACCESS`); `FILE_OVERWRITE_IF`: open, then
 //!   `Overwrite`, or create where the open finds nothing;
 //! - cleanup: `Cleanup` with the file name and `FspCleanupDelete` only when the handle had a
@@ -46,6 +47,8 @@ pub const STATUS_OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034u32 as i32;
 pub const STATUS_OBJECT_NAME_COLLISION: i32 = 0xC000_0035u32 as i32;
 pub const STATUS_DIRECTORY_NOT_EMPTY: i32 = 0xC000_0101u32 as i32;
 pub const STATUS_END_OF_FILE: i32 = 0xC000_0011u32 as i32;
+pub const STATUS_OBJECT_PATH_NOT_FOUND: i32 = 0xC000_003Au32 as i32;
+pub const STATUS_SHARING_VIOLATION: i32 = 0xC000_0043u32 as i32;
 
 /// `FSP_FSCTL_OPEN_FILE_INFO`, as WinFsp's create dispatch passes it to `Open`/`Create`.
 #[repr(C)]
@@ -105,11 +108,7 @@ impl Host {
         cfg.view.xsym = true;
         let sd = security_descriptor(attrs::sddl(false)).expect("security descriptor");
         Host {
-            fs: HfFs {
-                view: CacheView::new(store, cfg.view.clone()),
-                read_only: false,
-                sd,
-            },
+            fs: HfFs::new(CacheView::new(store, cfg.view.clone()), false, sd),
             dir,
         }
     }
@@ -170,7 +169,15 @@ impl Host {
             Some(i) => w(&path[..i]),
             None => w(""),
         };
-        nt(self.fs.get_security_by_name(&parent, None, |_| None))?;
+        // WinFsp's access check of the parent (`FspAccessCheckEx` with `CheckParentDirectory`)
+        // reports a missing parent as a missing path.
+        nt(self.fs.get_security_by_name(&parent, None, |_| None)).map_err(|e| {
+            if e == STATUS_OBJECT_NAME_NOT_FOUND {
+                STATUS_OBJECT_PATH_NOT_FOUND
+            } else {
+                e
+            }
+        })?;
         let mut raw = RawOpenFileInfo {
             file_info: FileInfo::default(),
             normalized_name: std::ptr::null_mut(),
