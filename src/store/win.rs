@@ -1044,6 +1044,9 @@ impl Store {
             MaximumLength: bytes,
             Buffer: w.as_mut_ptr(),
         };
+        let has_wildcards = w
+            .iter()
+            .any(|&c| matches!(c, 0x2A | 0x3F | 0x3C | 0x3E | 0x22));
         let mut out = Vec::new();
         let mut buf = vec![0u64; 16 * 1024 / 8];
         let mut restart = 1u8;
@@ -1085,8 +1088,10 @@ impl Store {
                     out.push(OsString::from_wide(&found));
                 }
             }
-            if out.len() > 4096 {
-                // A pattern matching a whole directory: what was found is enough to choose.
+            // A name without wildcards matches one entry per spelling, and every spelling
+            // fits one 16 KiB answer: no second round trip to hear "no more". A pattern
+            // matching a whole directory: what was found is enough to choose.
+            if !has_wildcards || out.len() > 4096 {
                 return Ok(out);
             }
         }
