@@ -1217,12 +1217,29 @@ impl Store {
         nt_result(st)
     }
 
-    /// Creates a relative NTFS symlink at `p` with the given text (needs the right to create
-    /// symbolic links on the store: `EPERM` otherwise).
+    /// Creates a relative link at `p` with the given text: an NTFS symlink (needs the right
+    /// to create symbolic links on the store: `EPERM` otherwise), or, in a store whose links
+    /// are XSym files (the `xsym` option; never in `blobs/`), an XSym file — the form Linux
+    /// SMB clients with `mfsymlinks` write and read, which needs no right beyond writing.
     pub fn symlink(&self, text: &Path, p: &StorePath) -> io::Result<()> {
         let t = text.to_str().ok_or_else(|| errno(libc::EINVAL))?;
         if links::is_absolute(t.as_bytes()) {
             return Err(errno(libc::EXDEV));
+        }
+        if self.xsym_links(p) {
+            let body = xsym::format(t.as_bytes()).ok_or_else(|| errno(libc::ENAMETOOLONG))?;
+            let h = self.open_entry(
+                p,
+                FILE_WRITE_DATA | DELETE,
+                FILE_CREATE,
+                FILE_NON_DIRECTORY_FILE,
+            )?;
+            let f = File::from(h);
+            if let Err(e) = FileExt::write_all_at(&f, &body, 0) {
+                let _ = Self::delete(&OwnedHandle::from(f));
+                return Err(e);
+            }
+            return Ok(());
         }
         let buf = reparse::relative_symlink_buffer(t).ok_or_else(|| errno(libc::ENAMETOOLONG))?;
         let h = self.open_entry(

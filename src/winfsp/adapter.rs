@@ -14,8 +14,10 @@
 //! - a delete that was reported as accepted (`SetDelete`) has been decided: everything that
 //!   can refuse it was asked then, and the store entry is held open for deletion until the
 //!   cleanup that carries it out;
-//! - nothing shown is a reparse point (the volume has reparse points off, and attributes come
-//!   from [`super::attrs::file_attributes`]);
+//! - nothing shown is a reparse point (attributes come from
+//!   [`super::attrs::file_attributes`]; reading one answers `STATUS_NOT_A_REPARSE_POINT`); a
+//!   symlink a client creates (WinFsp's driver checks its right) becomes a link in the store
+//!   and shows as its target;
 //! - no panics on request paths: every error becomes an NTSTATUS, the store's own where it
 //!   has one ([`crate::store::last_status`]).
 
@@ -95,6 +97,8 @@ pub struct FileCtx {
     read_only: bool,
     /// The store entry held open for deletion since `SetDelete` decided the delete.
     delete: Mutex<Option<std::fs::File>>,
+    /// `fh` was released early (its entry was replaced by a link: `set_reparse_point`).
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl FileCtx {
@@ -107,7 +111,13 @@ impl FileCtx {
             dir_buffer: DirBuffer::new(),
             read_only: false,
             delete: Mutex::new(None),
+            released: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The view's file handle, while it is open.
+    fn fh(&self) -> Option<u64> {
+        self.fh.filter(|_| !self.released.load(Ordering::Relaxed))
     }
 }
 
@@ -378,7 +388,7 @@ impl HfFs {
     }
 
     fn attr_of(&self, ctx: &FileCtx) -> FsResult<Attr> {
-        self.view.getattr(ctx.ino, ctx.fh).map(|(a, _)| a)
+        self.view.getattr(ctx.ino, ctx.fh()).map(|(a, _)| a)
     }
 
     /// A context for a walked or created entry (its lookup now belongs to the context).
@@ -437,7 +447,7 @@ impl HfFs {
                 status::STATUS_ACCESS_DENIED
             }));
         }
-        ctx.fh
+        ctx.fh()
             .ok_or_else(|| nt(status::STATUS_INVALID_DEVICE_REQUEST))
     }
 }
@@ -511,7 +521,7 @@ impl FileSystemContext for HfFs {
     }
 
     fn close(&self, ctx: FileCtx) {
-        if let Some(fh) = ctx.fh {
+        if let Some(fh) = ctx.fh() {
             self.view.release(fh, None);
         }
         if let Some(fh) = *ctx.dir_fh.lock().unwrap_or_else(|e| e.into_inner()) {
@@ -627,7 +637,7 @@ impl FileSystemContext for HfFs {
     fn flush(&self, ctx: Option<&FileCtx>, file_info: &mut FileInfo) -> winfsp::Result<()> {
         let Some(ctx) = ctx else { return Ok(()) };
         begin();
-        if let Some(fh) = ctx.fh {
+        if let Some(fh) = ctx.fh() {
             self.view.fsync(fh, false).map_err(fsp)?;
         }
         let a = self.attr_of(ctx).map_err(fsp)?;
@@ -671,7 +681,7 @@ impl FileSystemContext for HfFs {
             size: Some(0),
             ..SetAttr::default()
         };
-        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh).map_err(fsp)?;
+        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
         self.changed();
         self.fill(file_info, &a);
         Ok(())
@@ -835,7 +845,7 @@ impl FileSystemContext for HfFs {
             mtime: attrs::from_filetime(last_write_time).map(TimeSet::At),
             ..SetAttr::default()
         };
-        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh).map_err(fsp)?;
+        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
         self.fill(file_info, &a);
         Ok(())
     }
@@ -889,7 +899,7 @@ impl FileSystemContext for HfFs {
                 size: Some(new_size),
                 ..SetAttr::default()
             };
-            let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh).map_err(fsp)?;
+            let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
             self.fill(file_info, &a);
             return Ok(());
         }
@@ -900,7 +910,7 @@ impl FileSystemContext for HfFs {
 
     fn read(&self, ctx: &FileCtx, buffer: &mut [u8], offset: u64) -> winfsp::Result<u32> {
         begin();
-        let fh = ctx.fh.ok_or_else(|| {
+        let fh = ctx.fh().ok_or_else(|| {
             nt(if ctx.is_dir {
                 status::STATUS_FILE_IS_A_DIRECTORY
             } else {
@@ -955,6 +965,124 @@ impl FileSystemContext for HfFs {
         let a = self.attr_of(ctx).map_err(fsp)?;
         self.fill(file_info, &a);
         Ok(n)
+    }
+
+    /// `CreateSymbolicLinkW` through the volume (WinFsp's driver has checked the client's
+    /// right to create symbolic links): the empty file or directory the client just created
+    /// is replaced by a link in the store, made by the view's `symlink` (a relative POSIX
+    /// text, kept inside the store as for every link made through the view). The name then
+    /// shows as its target's file or directory, as every link does.
+    fn set_reparse_point(
+        &self,
+        ctx: &FileCtx,
+        file_name: &U16CStr,
+        buffer: &[u8],
+    ) -> winfsp::Result<()> {
+        begin();
+        let text = match crate::links::reparse::parse(buffer) {
+            Some(crate::links::reparse::Reparse::Link(l))
+                if crate::links::reparse::tag(buffer)
+                    == Some(crate::links::reparse::IO_REPARSE_TAG_SYMLINK)
+                    && !l.absolute =>
+            {
+                l.text
+            }
+            // Junctions, absolute targets (another drive, a UNC path) and other kinds are
+            // not links the store can keep for every machine.
+            _ => return Err(nt(status::STATUS_IO_REPARSE_TAG_NOT_HANDLED)),
+        };
+        let text = String::from_utf8_lossy(&text)
+            .split('\\')
+            .map(|c| names::from_windows(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let a = self.attr_of(ctx).map_err(fsp)?;
+        let empty = if ctx.is_dir {
+            self.list(ctx.ino).map_err(fsp)?.is_empty()
+        } else {
+            a.size == 0
+        };
+        if !empty {
+            return Err(nt(if ctx.is_dir {
+                status::STATUS_DIRECTORY_NOT_EMPTY
+            } else {
+                status::STATUS_IO_REPARSE_DATA_INVALID
+            }));
+        }
+        let (parent, name) = self.walk_parent(file_name)?;
+        // The client's own handle on the entry must not keep its name alive (stores without
+        // POSIX deletes remove a name at its last close): the context reads nothing more.
+        if let Some(fh) = ctx.fh()
+            && !ctx.released.swap(true, Ordering::Relaxed)
+        {
+            self.view.release(fh, None);
+        }
+        let res = self
+            .lookup(parent, &name.to_string_lossy())
+            .and_then(|(e, real)| {
+                self.release_entry(&e);
+                if ctx.is_dir {
+                    self.view.rmdir(parent, &real)?;
+                } else {
+                    self.view.unlink(parent, &real)?;
+                }
+                let made = self
+                    .view
+                    .symlink(parent, &real, Path::new(&text), Caller::default());
+                if made.is_err() {
+                    // Put back what the client created, so its own clean-up finds it.
+                    let back = if ctx.is_dir {
+                        self.view
+                            .mkdir(parent, &real, attrs::new_mode(true), 0, Caller::default())
+                    } else {
+                        self.view.mknod(
+                            parent,
+                            &real,
+                            libc::S_IFREG | attrs::new_mode(false),
+                            0,
+                            Caller::default(),
+                        )
+                    };
+                    if let Ok(e) = back {
+                        self.release_entry(&e);
+                    }
+                }
+                made
+            });
+        self.release_parent(parent);
+        self.changed();
+        let entry = res.map_err(fsp)?;
+        // The link's transient entry holds one lookup, as a reply to the kernel would.
+        self.view.forget(entry.attr.ino, 1);
+        Ok(())
+    }
+
+    fn get_reparse_point(
+        &self,
+        _ctx: &FileCtx,
+        _file_name: &U16CStr,
+        _buffer: &mut [u8],
+    ) -> winfsp::Result<u64> {
+        // Nothing shown is a reparse point (links show as their targets).
+        Err(nt(status::STATUS_NOT_A_REPARSE_POINT))
+    }
+
+    fn get_reparse_point_by_name(
+        &self,
+        _file_name: &U16CStr,
+        _is_directory: bool,
+        _buffer: &mut [u8],
+    ) -> winfsp::Result<u64> {
+        Err(nt(status::STATUS_NOT_A_REPARSE_POINT))
+    }
+
+    fn delete_reparse_point(
+        &self,
+        _ctx: &FileCtx,
+        _file_name: &U16CStr,
+        _buffer: &[u8],
+    ) -> winfsp::Result<()> {
+        Err(nt(status::STATUS_NOT_A_REPARSE_POINT))
     }
 
     fn get_volume_info(&self, out: &mut VolumeInfo) -> winfsp::Result<()> {
@@ -1115,7 +1243,13 @@ fn volume_params(read_only: bool, ttl_ms: u32) -> VolumeParams {
         .case_preserved_names(true)
         .unicode_on_disk(true)
         .persistent_acls(true)
-        .reparse_points(false)
+        // Reparse points on, with WinFsp's access check of symlink creation: a client
+        // without the right to create symbolic links gets `STATUS_PRIVILEGE_NOT_HELD` from
+        // WinFsp's driver, as from NTFS (WinError 1314: huggingface_hub then writes copies);
+        // one with it gets its link stored in the store (`set_reparse_point`). Nothing shown
+        // is ever a reparse point.
+        .reparse_points(true)
+        .reparse_points_access_check(true)
         .named_streams(false)
         .read_only_volume(read_only)
         .post_cleanup_when_modified_only(true)
@@ -1212,7 +1346,9 @@ mod tests {
     use super::*;
 
     /// Explorer deletes permanently on network volumes only: the volume carries a UNC
-    /// prefix, which makes WinFsp create it as a network volume (`WinFsp.Net`).
+    /// prefix, which makes WinFsp create it as a network volume (`WinFsp.Net`). Symlink
+    /// creation is checked by WinFsp's driver for the client's right (reparse points with
+    /// access check), so a client without it gets `STATUS_PRIVILEGE_NOT_HELD`.
     #[test]
     fn the_volume_is_a_network_volume() {
         let vp = volume_params(false, 1000);
@@ -1228,6 +1364,13 @@ mod tests {
             u32::from_le_bytes([b[16], b[17], b[18], b[19]]),
             0x4846_4346,
             "VolumeSerialNumber at 16"
+        );
+        // The flag bits (UINT32 at 36): ReparsePoints is bit 4, ReparsePointsAccessCheck 5.
+        let flags = u32::from_le_bytes([b[36], b[37], b[38], b[39]]);
+        assert_eq!(
+            flags & 0b11_0000,
+            0b11_0000,
+            "reparse points with access check"
         );
         let prefix: Vec<u16> = b[40..40 + 2 * 192]
             .chunks_exact(2)

@@ -298,6 +298,27 @@ impl Host {
         Ok(())
     }
 
+    /// `CreateSymbolicLinkW` by a client with the right to create symbolic links (WinFsp's
+    /// driver checks it before the request reaches the file system): create the file
+    /// (`FILE_CREATE`, `FILE_OPEN_REPARSE_POINT`), `FSCTL_SET_REPARSE_POINT` with a relative
+    /// symlink buffer (`\`-separated, as Windows writes it) → `SetReparsePoint`, then close.
+    pub fn symlink(&self, path: &str, target: &str) -> Result<(), i32> {
+        let o = self.create(path, false)?;
+        let buf = crate::links::reparse::relative_symlink_buffer(target).expect("short target");
+        let r = nt(self.fs.set_reparse_point(&o.ctx, &w(path), &buf));
+        if r.is_err() {
+            // CreateSymbolicLinkW deletes the file it created when the link is refused.
+            let name = w(path);
+            if nt(self.fs.set_delete(&o.ctx, &name, true)).is_ok() {
+                self.fs.cleanup(&o.ctx, Some(&name), CLEANUP_DELETE);
+                self.fs.close(o.ctx);
+                return r;
+            }
+        }
+        self.close(o);
+        r
+    }
+
     /// `MoveFileExW`: open the source with `DELETE`, the access check of the target (when it
     /// is to be replaced), then `Rename`.
     pub fn rename(&self, from: &str, to: &str, replace: bool) -> Result<(), i32> {
