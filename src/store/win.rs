@@ -204,6 +204,44 @@ impl FileExt for File {
     }
 }
 
+/// Takes the hub's lock on an open lock file without waiting: an exclusive `LockFileEx` of
+/// its first byte (what huggingface_hub's `filelock` takes on Windows; Samba and Windows
+/// servers make it conflict with POSIX and OFD locks of Linux clients on the same file).
+/// `Ok(false)` if another handle holds it; the lock lasts while `file` is open.
+pub fn lock_exclusive_now(file: &File) -> io::Result<bool> {
+    const LOCKFILE_FAIL_IMMEDIATELY: u32 = 1;
+    const LOCKFILE_EXCLUSIVE_LOCK: u32 = 2;
+    const ERROR_LOCK_VIOLATION: i32 = 33;
+    let mut ov = ffi::OVERLAPPED {
+        internal: 0,
+        internal_high: 0,
+        offset: 0,
+        offset_high: 0,
+        event: std::ptr::null_mut(),
+    };
+    // SAFETY: the handle is open for the duration of the call; `ov` is a zeroed OVERLAPPED
+    // (offset 0) that outlives the call, which does not wait (FAIL_IMMEDIATELY).
+    let ok = unsafe {
+        ffi::LockFileEx(
+            raw(file),
+            LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+            0,
+            1,
+            0,
+            &mut ov,
+        )
+    };
+    if ok != 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION) {
+        Ok(false)
+    } else {
+        Err(errno_error(e))
+    }
+}
+
 /// A `std`/Win32 error as an errno-coded error (call once per error).
 pub fn errno_error(e: io::Error) -> io::Error {
     match e.raw_os_error() {
@@ -302,8 +340,25 @@ mod ffi {
         ) -> NTSTATUS;
     }
 
+    #[repr(C)]
+    pub struct OVERLAPPED {
+        pub internal: usize,
+        pub internal_high: usize,
+        pub offset: u32,
+        pub offset_high: u32,
+        pub event: HANDLE,
+    }
+
     #[link(name = "kernel32")]
     unsafe extern "system" {
+        pub fn LockFileEx(
+            hFile: HANDLE,
+            dwFlags: u32,
+            dwReserved: u32,
+            nNumberOfBytesToLockLow: u32,
+            nNumberOfBytesToLockHigh: u32,
+            lpOverlapped: *mut OVERLAPPED,
+        ) -> i32;
         pub fn GetFileInformationByHandle(
             hFile: HANDLE,
             lpFileInformation: *mut BY_HANDLE_FILE_INFORMATION,

@@ -32,6 +32,13 @@ impl LockFds {
     pub fn drop_inode(&self, _ino: Ino) {}
 }
 
+/// True for the hub's lock files: `.locks/<repo>/<name>.lock` at the store root.
+fn is_hub_lock(p: &StorePath) -> bool {
+    let comps: Vec<&OsStr> = p.components().collect();
+    matches!(comps.as_slice(), [l, _, name] if *l == ".locks"
+        && name.to_str().is_some_and(|n| n.ends_with(".lock")))
+}
+
 fn time(t: TimeSet) -> SystemTime {
     match t {
         TimeSet::Now => SystemTime::now(),
@@ -126,6 +133,29 @@ impl CacheView {
             tp
         );
         Ok(true)
+    }
+
+    /// For a handle on a hub lock file (`.locks/<repo>/<etag>.lock`) opened for writing —
+    /// how huggingface_hub's `filelock` starts taking the lock — the hub's lock taken in the
+    /// store on a store handle of its own, for as long as the caller keeps it (the client's
+    /// handle). WinFsp keeps a client's `LockFileEx` in its driver, out of reach of other
+    /// machines; this makes the lock hold across machines and OSes on one store. `None` for
+    /// any other file; `EBUSY` (`STATUS_SHARING_VIOLATION`, which `filelock` takes as "held,
+    /// try again") when another holder has it.
+    pub fn hub_lock(&self, ino: Ino) -> FsResult<Option<File>> {
+        let node = self.node(ino)?;
+        if !is_hub_lock(&node.real) {
+            return Ok(None);
+        }
+        let f = self.store.open(&node.real, OFlags::RDONLY, 0)?;
+        super::check_identity(&node, &Meta::of_fd(&f)?)?;
+        if crate::store::lock_exclusive_now(&f)? {
+            Ok(Some(f))
+        } else {
+            Err(FsError::Store(std::io::Error::from_raw_os_error(
+                crate::compat::libc::EBUSY,
+            )))
+        }
     }
 
     /// Decides now whether removing `name` from view directory `parent` can succeed, as far

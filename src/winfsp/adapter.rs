@@ -99,6 +99,9 @@ pub struct FileCtx {
     delete: Mutex<Option<std::fs::File>>,
     /// `fh` was released early (its entry was replaced by a link: `set_reparse_point`).
     released: std::sync::atomic::AtomicBool,
+    /// The hub's lock taken in the store for this handle ([`CacheView::hub_lock`]), until
+    /// its cleanup.
+    hub_lock: Mutex<Option<std::fs::File>>,
 }
 
 impl FileCtx {
@@ -112,6 +115,7 @@ impl FileCtx {
             read_only: false,
             delete: Mutex::new(None),
             released: std::sync::atomic::AtomicBool::new(false),
+            hub_lock: Mutex::new(None),
         }
     }
 
@@ -424,6 +428,26 @@ impl HfFs {
         }
     }
 
+    /// Takes the hub's lock in the store for a handle opened for writing on a hub lock file
+    /// (see [`CacheView::hub_lock`]); on refusal the context is closed again.
+    fn with_hub_lock(&self, ctx: FileCtx, granted_access: u32) -> FsResult<FileCtx> {
+        if ctx.is_dir || attrs::open_flags(granted_access) == libc::O_RDONLY {
+            return Ok(ctx);
+        }
+        match self.view.hub_lock(ctx.ino) {
+            Ok(lock) => {
+                *ctx.hub_lock.lock().unwrap_or_else(|e| e.into_inner()) = lock;
+                Ok(ctx)
+            }
+            Err(e) => {
+                if let Some(fh) = ctx.fh() {
+                    self.view.release(fh, None);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// The directory handle of a directory context, opened on first use (an open for
     /// attributes does not list).
     fn dir_handle(&self, ctx: &FileCtx) -> FsResult<u64> {
@@ -496,7 +520,10 @@ impl FileSystemContext for HfFs {
             self.release_entry(&w.entry);
             return Err(nt(s));
         }
-        let ctx = match self.context(&w.entry, granted_access) {
+        let ctx = match self
+            .context(&w.entry, granted_access)
+            .and_then(|c| self.with_hub_lock(c, granted_access))
+        {
             Ok(c) => c,
             Err(e) => {
                 self.release_entry(&w.entry);
@@ -590,12 +617,30 @@ impl FileSystemContext for HfFs {
         self.release_parent(parent);
         let (entry, fh, dir_fh) = made.map_err(fsp)?;
         self.changed();
-        let _ = granted_access;
+        let ctx = match self.with_hub_lock(
+            FileCtx::new(entry.attr.ino, dir, fh, dir_fh),
+            granted_access,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(d) = dir_fh {
+                    self.view.releasedir(d);
+                }
+                self.release_entry(&entry);
+                return Err(fsp(e));
+            }
+        };
         self.fill(file_info.as_mut(), &entry.attr);
-        Ok(FileCtx::new(entry.attr.ino, dir, fh, dir_fh))
+        Ok(ctx)
     }
 
     fn cleanup(&self, ctx: &FileCtx, file_name: Option<&U16CStr>, flags: u32) {
+        // The client's handle is closed: its hub lock is released in the store (filelock
+        // unlocks, then closes).
+        ctx.hub_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if flags & CLEANUP_DELETE == 0 {
             return;
         }
@@ -1252,7 +1297,9 @@ fn volume_params(read_only: bool, ttl_ms: u32) -> VolumeParams {
         .reparse_points_access_check(true)
         .named_streams(false)
         .read_only_volume(read_only)
-        .post_cleanup_when_modified_only(true)
+        // Every handle's cleanup reaches the adapter (a local round trip, not one to the
+        // store): it releases the hub lock a handle holds in the store.
+        .post_cleanup_when_modified_only(false)
         .pass_query_directory_pattern(true)
         .prefix(VOLUME_PREFIX)
         .filesystem_name("hfcachefs");

@@ -77,7 +77,7 @@ pub struct Listed {
 /// A store in a temporary directory and the file system over it.
 pub struct Host {
     pub fs: HfFs,
-    dir: tempfile::TempDir,
+    dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 fn w(path: &str) -> U16CString {
@@ -94,10 +94,23 @@ impl Host {
     /// A host over an empty store.
     pub fn new() -> Host {
         let dir = tempfile::tempdir().expect("temporary directory");
-        Self::over(dir)
+        Self::over(std::sync::Arc::new(dir))
     }
 
-    fn over(dir: tempfile::TempDir) -> Host {
+    /// A host over an empty store in a new directory below `parent` (e.g. one that processes
+    /// outside the harness can reach by a path of their own).
+    pub fn new_in(parent: &std::path::Path) -> Host {
+        let dir = tempfile::tempdir_in(parent).expect("temporary directory");
+        Self::over(std::sync::Arc::new(dir))
+    }
+
+    /// Another machine's mount of the same store: a file system of its own (its own view,
+    /// store handles and locks) over the same directory.
+    pub fn another_machine(&self) -> Host {
+        Self::over(self.dir.clone())
+    }
+
+    fn over(dir: std::sync::Arc<tempfile::TempDir>) -> Host {
         // WinFsp's DLL is a delay import: load it as `mount` does (on Windows from WinFsp's
         // install directory; under the project's wine check from the prefix's system32).
         super::load_winfsp().expect("WinFsp's DLL");
@@ -160,6 +173,19 @@ impl Host {
             info: raw.file_info,
             normalized,
         })
+    }
+
+    /// `CreateFileW(OPEN_ALWAYS)` with read and write access (`FILE_OPEN_IF`), as the CRT's
+    /// `open(O_RDWR | O_CREAT)` does: open, or create where nothing is there.
+    pub fn open_always(&self, path: &str) -> Result<Opened, i32> {
+        match self.open(
+            path,
+            FILE_NON_DIRECTORY_FILE,
+            FILE_GENERIC_READ | FILE_GENERIC_WRITE,
+        ) {
+            Err(STATUS_OBJECT_NAME_NOT_FOUND) => self.create(path, false),
+            other => other,
+        }
     }
 
     /// `IRP_MJ_CREATE` with `FILE_CREATE`: access check of the parent, then `Create`.

@@ -604,3 +604,143 @@ fn symlinks_of_clients_with_the_right_are_store_links() {
     assert!(h.symlink(&out, "..\\..\\..\\..\\..\\etc\\passwd").is_err());
     assert!(!h.disk(&out).exists());
 }
+
+/// huggingface_hub's download lock on Windows (`filelock`: open `.locks/<repo>/<etag>.lock`
+/// for writing, `LockFileEx` of its first byte, unlock, close) holds across machines on one
+/// store: the lock is taken in the store by the open for writing, so a second machine's
+/// open fails with `STATUS_SHARING_VIOLATION` (`filelock`'s "held, try again") until the
+/// first closes, and a lock taken directly on the store file (`hfcachefs gc` on Windows, a
+/// Linux client through Samba) excludes both and is excluded by them. Reading the lock file
+/// takes nothing.
+#[test]
+fn hub_locks_hold_across_machines() {
+    use crate::store::lock_exclusive_now;
+    let a = Host::new();
+    let b = a.another_machine();
+    let lock = format!(".locks/{REPO}/{ETAG}.lock");
+    makedirs(&a, &format!(".locks/{REPO}"));
+    let direct = || {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(a.disk(&lock))
+            .unwrap();
+        lock_exclusive_now(&f).unwrap().then_some(f)
+    };
+
+    let held = a.open_always(&lock).expect("first machine takes the lock");
+    assert_eq!(b.open_always(&lock).err(), Some(STATUS_SHARING_VIOLATION));
+    assert!(direct().is_none(), "a direct lock while a machine holds it");
+    let reader = b
+        .open(&lock, FILE_NON_DIRECTORY_FILE, FILE_GENERIC_READ)
+        .expect("reading takes no lock");
+    b.close(reader);
+    a.close(held);
+
+    let held = b.open_always(&lock).expect("second machine, once released");
+    assert_eq!(a.open_always(&lock).err(), Some(STATUS_SHARING_VIOLATION));
+    b.close(held);
+
+    let tool = direct().expect("a direct lock once released");
+    assert_eq!(a.open_always(&lock).err(), Some(STATUS_SHARING_VIOLATION));
+    drop(tool);
+    a.close(a.open_always(&lock).unwrap());
+    // Other files are not locked by opens for writing.
+    let other = format!(".locks/{REPO}/notes.json");
+    let o1 = a.open_always(&other).unwrap();
+    let o2 = b.open_always(&other).unwrap();
+    a.close(o1);
+    b.close(o2);
+}
+/// What a Linux client runs, as a Linux process beside the harness: the lock hfcachefs
+/// takes in the store for a Linux client's `flock` (an OFD lock of the whole file), tried
+/// while the harness client holds the hub lock, then held until told to release it. It
+/// reports through files in the store directory (wine cannot wait for a Linux process).
+const LINUX_CLIENT: &str = r#"
+import fcntl, os, struct, sys, time
+lock, out, go = sys.argv[1:4]
+def say(s):
+    with open(out + ".tmp", "w") as f:
+        f.write(s)
+    os.rename(out + ".tmp", out + s[0])
+def wait(p):
+    for _ in range(1200):
+        if os.path.exists(p):
+            return
+        time.sleep(0.05)
+    sys.exit("the harness did not go on")
+fl = lambda t: struct.pack("hhqqi4x", t, 0, 0, 0, 0)
+fd = os.open(lock, os.O_RDWR)
+try:
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, fl(fcntl.F_WRLCK))
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, fl(fcntl.F_UNLCK))
+    say("1 taken")
+except OSError:
+    say("1 refused")
+wait(go + "1")
+try:
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, fl(fcntl.F_WRLCK))
+    say("2 taken")
+except OSError as e:
+    say("2 refused %d" % e.errno)
+wait(go + "2")
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, fl(fcntl.F_UNLCK))
+say("3 released")
+"#;
+
+/// The hub lock across OSes: a Windows client through the adapter and a Linux client (a
+/// real Linux process, taking the OFD lock hfcachefs takes for a Linux client's `flock`)
+/// exclude each other on one store, both ways. Needs wine (the store must be a Linux
+/// directory too: `Z:\tmp`) and Linux's `python3`; elsewhere it says so and checks nothing.
+#[test]
+fn hub_locks_hold_across_oses() {
+    let (unix_tmp, python) = (std::path::Path::new("Z:\\tmp"), "Z:\\usr\\bin\\python3");
+    if !unix_tmp.is_dir() || !std::path::Path::new(python).is_file() {
+        eprintln!("not under wine with python3: cross-OS lock test not run");
+        return;
+    }
+    let h = Host::new_in(unix_tmp);
+    makedirs(&h, &format!(".locks/{REPO}"));
+    let lock = format!(".locks/{REPO}/{ETAG}.lock");
+    let held = h
+        .open_always(&lock)
+        .expect("the Windows client takes the lock");
+    // The store directory as the Linux process sees it: `Z:\tmp\x` is `/tmp/x`.
+    let unix = |rel: &str| {
+        let p = h.disk(rel).to_string_lossy().replace('\\', "/");
+        p.strip_prefix("Z:")
+            .map(str::to_owned)
+            .expect("a path on Z:")
+    };
+    let (out, go) = (unix("linux-out"), unix("linux-go"));
+    // Wine starts the Linux process but cannot wait for it: it reports through files.
+    let _ = std::process::Command::new(python)
+        .args(["-c", LINUX_CLIENT, &unix(&lock), &out, &go])
+        .spawn();
+    let said = |n: u32| -> String {
+        let p = h.disk(&format!("linux-out{n}"));
+        for _ in 0..1200 {
+            if let Ok(s) = std::fs::read_to_string(&p) {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the Linux client did not answer (step {n})");
+    };
+    assert_eq!(said(1), "1 refused", "Linux locked what Windows holds");
+    h.close(held);
+    h.put("linux-go1", b"");
+    assert_eq!(
+        said(2),
+        "2 taken",
+        "Linux could not lock once Windows released"
+    );
+    assert_eq!(
+        h.open_always(&lock).err(),
+        Some(STATUS_SHARING_VIOLATION),
+        "Windows locked what Linux holds"
+    );
+    h.put("linux-go2", b"");
+    assert_eq!(said(3), "3 released");
+    h.close(h.open_always(&lock).expect("Windows, once Linux released"));
+}
