@@ -488,10 +488,22 @@ fn nt_reopen(dir: RawHandle, access: u32, options: u32) -> io::Result<OwnedHandl
 
 fn nt_open_wide(
     dir: RawHandle,
+    w: Vec<u16>,
+    access: u32,
+    disposition: u32,
+    options: u32,
+) -> io::Result<OwnedHandle> {
+    nt_open_shared(dir, w, access, disposition, options, SHARE_ALL)
+}
+
+/// [`nt_open_wide`] with the share access given (every other open shares everything).
+fn nt_open_shared(
+    dir: RawHandle,
     mut w: Vec<u16>,
     access: u32,
     disposition: u32,
     options: u32,
+    share: u32,
 ) -> io::Result<OwnedHandle> {
     if w.len() > 32_000 {
         return Err(errno(libc::ENAMETOOLONG));
@@ -526,7 +538,7 @@ fn nt_open_wide(
             &mut iosb,
             std::ptr::null(),
             FILE_ATTRIBUTE_NORMAL,
-            SHARE_ALL,
+            share,
             disposition,
             options | FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT,
             std::ptr::null(),
@@ -1158,6 +1170,27 @@ impl Store {
     /// the delete fail (the store refuses opens that do not share delete access).
     pub fn open_for_delete(&self, p: &StorePath) -> io::Result<File> {
         let h = self.open_entry(p, DELETE | FILE_READ_ATTRIBUTES, FILE_OPEN, 0)?;
+        Ok(File::from(h))
+    }
+
+    /// Opens the regular file `p` to hold the hub's lock on it ([`lock_exclusive_now`]): for
+    /// reading, sharing reading and writing but not deletion — as the CRT's `open` that
+    /// huggingface_hub's `filelock` uses on Windows does, so that a lock file cannot be
+    /// deleted (by `filelock`'s clean-up on another machine) while its lock is held.
+    pub fn open_for_lock(&self, p: &StorePath) -> io::Result<File> {
+        calls::add(|c| c.open += 1);
+        let (dir, name) = self.parent_and_name(p)?;
+        let h = nt_open_shared(
+            dir.as_raw_handle(),
+            wide(name),
+            FILE_READ_DATA | FILE_READ_ATTRIBUTES,
+            FILE_OPEN,
+            FILE_NON_DIRECTORY_FILE | FILE_OPEN_FOR_BACKUP_INTENT,
+            0x1 | 0x2,
+        )?;
+        if by_handle(&h)?.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+            return Err(errno(libc::ELOOP));
+        }
         Ok(File::from(h))
     }
 

@@ -139,7 +139,9 @@ impl CacheView {
     /// how huggingface_hub's `filelock` starts taking the lock — the hub's lock taken in the
     /// store on a store handle of its own, for as long as the caller keeps it (the client's
     /// handle). WinFsp keeps a client's `LockFileEx` in its driver, out of reach of other
-    /// machines; this makes the lock hold across machines and OSes on one store. `None` for
+    /// machines; this makes the lock hold across machines and OSes on one store. The handle
+    /// does not share deletion: `filelock`'s clean-up on another machine (deleting the lock
+    /// file after its release) fails while the lock is held, as on NTFS. `None` for
     /// any other file; `EBUSY` (`STATUS_SHARING_VIOLATION`, which `filelock` takes as "held,
     /// try again") when another holder has it.
     pub fn hub_lock(&self, ino: Ino) -> FsResult<Option<File>> {
@@ -147,7 +149,7 @@ impl CacheView {
         if !is_hub_lock(&node.real) {
             return Ok(None);
         }
-        let f = self.store.open(&node.real, OFlags::RDONLY, 0)?;
+        let f = self.store.open_for_lock(&node.real)?;
         super::check_identity(&node, &Meta::of_fd(&f)?)?;
         if crate::store::lock_exclusive_now(&f)? {
             Ok(Some(f))

@@ -630,6 +630,10 @@ fn hub_locks_hold_across_machines() {
 
     let held = a.open_always(&lock).expect("first machine takes the lock");
     assert_eq!(b.open_always(&lock).err(), Some(STATUS_SHARING_VIOLATION));
+    // `filelock`'s clean-up on the other machine cannot delete a held lock file (a lock on
+    // a deleted file would exclude nobody who opens the name anew).
+    assert_eq!(b.delete(&lock, false), Err(STATUS_SHARING_VIOLATION));
+    assert!(a.disk(&lock).exists());
     assert!(direct().is_none(), "a direct lock while a machine holds it");
     let reader = b
         .open(&lock, FILE_NON_DIRECTORY_FILE, FILE_GENERIC_READ)
@@ -645,6 +649,8 @@ fn hub_locks_hold_across_machines() {
     assert_eq!(a.open_always(&lock).err(), Some(STATUS_SHARING_VIOLATION));
     drop(tool);
     a.close(a.open_always(&lock).unwrap());
+    b.delete(&lock, false)
+        .expect("deleted once nobody holds it");
     // Other files are not locked by opens for writing.
     let other = format!(".locks/{REPO}/notes.json");
     let o1 = a.open_always(&other).unwrap();
