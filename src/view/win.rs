@@ -173,10 +173,12 @@ impl CacheView {
         let path = dir.real.join(name).ok_or(FsError::Invalid)?;
         let meta = self.store.lstat(&path)?;
         self.check_delete(&path, &meta)?;
+        // A link (a symlink, or an XSym file) is removed itself, whatever it shows as.
+        let link = self.store.is_link(&path, &meta);
         match meta.kind {
             Kind::Dir if !is_dir => return Err(FsError::IsDir),
-            Kind::File if is_dir => return Err(FsError::NotDir),
-            Kind::File if !self.store.is_link(&path, &meta) => {
+            Kind::File if is_dir && !link => return Err(FsError::NotDir),
+            Kind::File if !link => {
                 // The content moves onto its first referrer (a rename); every further
                 // referrer is re-pointed with a new link.
                 let refs = self.referrers(&path)?;
