@@ -250,18 +250,15 @@ impl HfFs {
     /// the view hides gives way to the next. One directory query for the spellings (never a
     /// listing), then one view lookup. One lookup held on success.
     fn lookup(&self, dir: Ino, name: &str) -> FsResult<(Entry, OsString)> {
-        let mut found: Vec<String> = self
+        let spellings: Vec<String> = self
             .view
             .spellings(dir, OsStr::new(name))?
             .into_iter()
             .filter_map(|n| n.into_string().ok())
-            .filter(|n| names::fold(n) == names::fold(name))
             .collect();
-        // The rule's order: the exact name first, then ordinal (code point) order.
-        found.sort_by(|a, b| (a != name).cmp(&(b != name)).then_with(|| a.cmp(b)));
-        found.dedup();
+        let found = names::case_candidates(name, spellings.iter().map(String::as_str));
         for real in found {
-            match self.view.lookup(dir, OsStr::new(&real)) {
+            match self.view.lookup(dir, OsStr::new(real)) {
                 Ok(e) => return Ok((e, real.into())),
                 Err(FsError::NotFound) => continue,
                 Err(e) => return Err(e),
