@@ -18,7 +18,13 @@
 //!   from the `FSP_FSCTL_DIR_INFO` records that WinFsp's own directory buffer
 //!   (`FspFileSystemAddDirInfo`, `FspFileSystemReadDirectoryBuffer` in the real DLL) wrote;
 //! - set information: disposition → `SetDelete`; rename → the access check of the new name,
-//!   then `Rename` with `ReplaceIfExists`.
+//!   then `Rename` with `ReplaceIfExists`;
+//! - `FSCTL_SET_REPARSE_POINT` (a symlink): `SetReparsePoint` on the file just created, as
+//!   WinFsp's driver sends it once it has checked the client's right (not replayed: the
+//!   driver's refusal to clients without it).
+//!
+//! [`Host::another_machine`] is a second file system over the same store directory: what
+//! a second machine's mount shares with the first is the store alone.
 //!
 //! Invariants: every context the harness opens is cleaned up and closed, on errors too, as
 //! WinFsp does; no test asserts a duration.
