@@ -792,6 +792,50 @@ pub struct Store {
     xsym: std::sync::atomic::AtomicBool,
     /// Links could be created in the store (see [`Store::can_symlink`]).
     symlinks_ok: std::sync::atomic::AtomicBool,
+    /// Whether the store matches names case-insensitively (see [`Store::find_names`]).
+    case_mode: std::sync::atomic::AtomicU8,
+}
+
+const CASE_UNKNOWN: u8 = 0;
+const CASE_INSENSITIVE: u8 = 1;
+const CASE_SENSITIVE: u8 = 2;
+
+/// `name` with the case of its first cased letter swapped (`None` without one): a spelling
+/// only a case-insensitive store takes for `name`.
+fn swap_case(name: &str) -> Option<String> {
+    let i = name
+        .char_indices()
+        .find(|(_, c)| c.to_lowercase().ne(c.to_uppercase()))?
+        .0;
+    let c = name[i..].chars().next()?;
+    let swapped: String = if c.is_uppercase() {
+        c.to_lowercase().collect()
+    } else {
+        c.to_uppercase().collect()
+    };
+    Some(format!(
+        "{}{swapped}{}",
+        &name[..i],
+        &name[i + c.len_utf8()..]
+    ))
+}
+
+/// A directory-query pattern matching every spelling of `name` in another case: each cased
+/// letter is `?` (`None` if `name` has no cased letter: no other spelling exists).
+fn case_pattern(name: &str) -> Option<String> {
+    let mut cased = false;
+    let p = name
+        .chars()
+        .map(|c| {
+            if c.to_lowercase().ne(c.to_uppercase()) {
+                cased = true;
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    cased.then_some(p)
 }
 
 impl Store {
@@ -830,6 +874,7 @@ impl Store {
             roots,
             xsym: std::sync::atomic::AtomicBool::new(false),
             symlinks_ok: std::sync::atomic::AtomicBool::new(false),
+            case_mode: std::sync::atomic::AtomicU8::new(CASE_UNKNOWN),
         })
     }
 
@@ -1083,13 +1128,54 @@ impl Store {
         Ok(out)
     }
 
-    /// The names in directory `dir` that the store matches with `name` in one directory
-    /// query (`NtQueryDirectoryFile` with `name` as the file name): on a case-insensitive
-    /// store (NTFS, SMB servers, Samba's default) every spelling of `name` the store has, in
-    /// the store's case; on a case-sensitive one `name` itself if it exists. A name with
-    /// wildcard characters matches more; the caller compares. One round trip for the query
-    /// (plus the walk to `dir`), never a listing.
+    /// The names in directory `dir` that may be `name` in another case, in the store's own
+    /// spelling, without listing the directory: one directory query with `name` as its file
+    /// name (`NtQueryDirectoryFile`). A case-insensitive store (NTFS, SMB servers, Samba's
+    /// default) answers with every spelling it has. A case-sensitive one answers only the
+    /// exact name; where it has none, one more query with every cased letter of `name`
+    /// replaced by `?` returns the names of the same shape, among which the caller compares.
+    /// Whether the store is case-insensitive is learnt at the first query that finds a name
+    /// with a cased letter (one query more, once); until then a miss takes the second query.
     pub fn find_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
+        use std::sync::atomic::Ordering;
+        let found = self.query_names(dir, name)?;
+        let mode = self.case_mode.load(Ordering::Relaxed);
+        if !found.is_empty() {
+            if mode == CASE_UNKNOWN
+                && let Some(other) = name.to_str().and_then(swap_case)
+                && found.iter().any(|f| f == name)
+            {
+                let again = self.query_names(dir, OsStr::new(&other))?;
+                let insensitive = again.iter().any(|f| f == name);
+                self.case_mode.store(
+                    if insensitive {
+                        CASE_INSENSITIVE
+                    } else {
+                        CASE_SENSITIVE
+                    },
+                    Ordering::Relaxed,
+                );
+            }
+            return Ok(found);
+        }
+        if mode == CASE_INSENSITIVE {
+            return Ok(found);
+        }
+        match name.to_str().and_then(case_pattern) {
+            Some(p) => self.query_names(dir, OsStr::new(&p)),
+            None => Ok(found),
+        }
+    }
+
+    /// Treat the store as case-sensitive (tests: wine's drive is case-insensitive).
+    #[cfg(test)]
+    pub fn assume_case_sensitive(&self) {
+        self.case_mode
+            .store(CASE_SENSITIVE, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One directory query (continued while a pattern matches more) of `name` in `dir`.
+    fn query_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
         // A handle of its own (a new file object): a query's file name is kept by the file
         // object for every later query, so the root's shared handle cannot be used.
         let h = if dir.is_root() {
@@ -1403,6 +1489,64 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spellings_in_another_case() {
+        assert_eq!(swap_case("config.json").as_deref(), Some("Config.json"));
+        assert_eq!(swap_case("01-Ä.bin").as_deref(), Some("01-ä.bin"));
+        assert_eq!(swap_case("0123-45"), None);
+        assert_eq!(
+            case_pattern("Config-01.json").as_deref(),
+            Some("??????-01.????")
+        );
+        assert_eq!(case_pattern("0123"), None);
+    }
+
+    /// The store's case is learnt once from a name it has: wine's drive is case-insensitive,
+    /// so after the first hit a miss costs one query; a store taken as case-sensitive asks
+    /// once more with the letters as `?` and finds the other spellings that way, still
+    /// without listing.
+    #[test]
+    fn case_is_learnt_and_misses_never_list() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d").join("config.json"), b"x").unwrap();
+        let store = Store::open_root(dir.path()).unwrap();
+        let d = StorePath::parse("d").unwrap();
+        calls::take();
+        assert_eq!(
+            store.find_names(&d, OsStr::new("config.json")).unwrap(),
+            ["config.json"]
+        );
+        assert_eq!(
+            calls::take().dir_query,
+            2,
+            "the hit and the one probe of the case"
+        );
+        assert!(
+            store
+                .find_names(&d, OsStr::new("nothing.json"))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            calls::take().dir_query,
+            1,
+            "a miss on a case-insensitive store"
+        );
+        store.assume_case_sensitive();
+        let found = store.find_names(&d, OsStr::new("other.json")).unwrap();
+        let c = calls::take();
+        assert_eq!((c.dir_query, c.read_dir), (2, 0), "{c:?}");
+        // `?????.????` matches the names of that shape: here none of five letters.
+        assert!(found.is_empty(), "{found:?}");
+        let found = store.find_names(&d, OsStr::new("xxxxxx.yyyy")).unwrap();
+        assert_eq!(
+            found,
+            ["config.json"],
+            "same shape, for the caller to compare"
+        );
+    }
 
     #[test]
     fn dir_info_chain_is_parsed() {
