@@ -15,6 +15,13 @@
 //!   relative to the link's directory; any other absolute text is left for the core to
 //!   refuse (drive and UNC paths never resolve).
 //!
+//! - **Lookups never list.** The spellings of a name come from directory queries for that
+//!   name ([`Store::find_names`]); whole listings are only [`Store::read_dir`].
+//! - **The store's own status is kept** per thread for the adapter ([`last_status`]).
+//! - Links made here are NTFS symlinks, or XSym files in a store whose links are XSym files
+//!   ([`Store::symlink`]); the hub's lock is `LockFileEx` of a lock file's first byte
+//!   ([`lock_exclusive_now`]).
+//!
 //! Windows cannot keep Unix modes or owners: files show 0644 (0444 with the read-only
 //! attribute), directories 0755, owner 0. A server that reports no file IDs (all zero) gets
 //! IDs hashed from the entry's final path, so hard-link identity still holds per name.
