@@ -1268,13 +1268,26 @@ pub fn load_winfsp() -> Result<(), String> {
     }
 }
 
-/// The UNC prefix the volume carries: with a prefix WinFsp makes a network volume
-/// (`WinFsp.Net`), which Windows treats as a network drive — Explorer deletes permanently
-/// instead of moving to a `$RECYCLE.BIN` at the root of the shared cache.
-pub const VOLUME_PREFIX: &str = "\\hfcachefs\\hub";
+/// The UNC prefix the volume carries: `\hfcachefs\<mountpoint>` (`H:` gives
+/// `\hfcachefs\H`; characters other than ASCII letters and digits become `-`), one per
+/// mount so that two mounts on one machine do not share a prefix. With a prefix WinFsp makes
+/// a network volume (`WinFsp.Net`), which Windows treats as a network drive: Explorer
+/// deletes permanently instead of moving to a `$RECYCLE.BIN` at the root of the shared cache.
+pub fn volume_prefix(mountpoint: &Path) -> String {
+    let mp = mountpoint.to_string_lossy();
+    let name: String = mp
+        .trim_end_matches([':', '\\', '/'])
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    let name = if name.is_empty() { "hub" } else { name };
+    let tail = &name[name.len().saturating_sub(64)..];
+    format!("\\hfcachefs\\{tail}")
+}
 
 /// The volume as WinFsp presents it (see `docs/WINDOWS.md`, *What the Windows client sees*).
-fn volume_params(read_only: bool, ttl_ms: u32) -> VolumeParams {
+fn volume_params(read_only: bool, ttl_ms: u32, prefix: &str) -> VolumeParams {
     let mut vp = VolumeParams::new();
     vp.sector_size(4096)
         .sectors_per_allocation_unit(1)
@@ -1298,7 +1311,7 @@ fn volume_params(read_only: bool, ttl_ms: u32) -> VolumeParams {
         // store): it releases the hub lock a handle holds in the store.
         .post_cleanup_when_modified_only(false)
         .pass_query_directory_pattern(true)
-        .prefix(VOLUME_PREFIX)
+        .prefix(prefix)
         .filesystem_name("hfcachefs");
     vp
 }
@@ -1328,7 +1341,7 @@ pub fn run(
         .map_err(|e| format!("security descriptor: {e}"))?;
     let fs = HfFs::new(CacheView::new(store, cfg.view.clone()), read_only, sd);
     let ttl_ms = u32::try_from(cfg.view.attr_ttl.as_millis()).unwrap_or(u32::MAX);
-    let vp = volume_params(read_only, ttl_ms);
+    let vp = volume_params(read_only, ttl_ms, &volume_prefix(mountpoint));
     let _ = opts.debug;
     // Creating the file system opens WinFsp's driver: this is where a machine with the DLL
     // but no working driver (not installed, not started, or no kernel as under wine) stops.
@@ -1395,7 +1408,13 @@ mod tests {
     /// access check), so a client without it gets `STATUS_PRIVILEGE_NOT_HELD`.
     #[test]
     fn the_volume_is_a_network_volume() {
-        let vp = volume_params(false, 1000);
+        assert_eq!(volume_prefix(Path::new("H:")), "\\hfcachefs\\H");
+        assert_eq!(
+            volume_prefix(Path::new("C:\\mnt\\hub cache\\")),
+            "\\hfcachefs\\C--mnt-hub-cache"
+        );
+        let prefix = volume_prefix(Path::new("H:"));
+        let vp = volume_params(false, 1000, &prefix);
         let size = std::mem::size_of::<VolumeParams>();
         // SAFETY: `VolumeParams` is a `repr(transparent)` wrapper of WinFsp's
         // `FSP_FSCTL_VOLUME_PARAMS`; reading its `size` bytes is reading that struct.
@@ -1421,7 +1440,7 @@ mod tests {
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
             .take_while(|&c| c != 0)
             .collect();
-        assert_eq!(String::from_utf16_lossy(&prefix), VOLUME_PREFIX);
+        assert_eq!(String::from_utf16_lossy(&prefix), "\\hfcachefs\\H");
     }
 
     #[test]
