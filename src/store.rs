@@ -550,7 +550,7 @@ pub fn name_bytes(name: &OsStr) -> &[u8] {
 #[cfg(windows)]
 mod win;
 #[cfg(windows)]
-pub use win::{FileExt, OFlags, Store, calls, errno_error};
+pub use win::{FileExt, OFlags, Store, calls, errno_error, last_status, lock_exclusive_now};
 
 #[cfg(all(test, unix))]
 mod tests {

@@ -15,6 +15,13 @@
 //!   relative to the link's directory; any other absolute text is left for the core to
 //!   refuse (drive and UNC paths never resolve).
 //!
+//! - **Lookups never list.** The spellings of a name come from directory queries for that
+//!   name ([`Store::find_names`]); whole listings are only [`Store::read_dir`].
+//! - **The store's own status is kept** per thread for the adapter ([`last_status`]).
+//! - Links made here are NTFS symlinks, or XSym files in a store whose links are XSym files
+//!   ([`Store::symlink`]); the hub's lock is `LockFileEx` of a lock file's first byte
+//!   ([`lock_exclusive_now`]).
+//!
 //! Windows cannot keep Unix modes or owners: files show 0644 (0444 with the read-only
 //! attribute), directories 0755, owner 0. A server that reports no file IDs (all zero) gets
 //! IDs hashed from the entry's final path, so hard-link identity still holds per name.
@@ -57,6 +64,8 @@ pub mod calls {
         pub read_dir: u64,
         /// `Store::readlink` and `Store::read_head`.
         pub readlink: u64,
+        /// `Meta::of_fd` (the attributes of an open store file: one round trip).
+        pub fstat: u64,
     }
 
     thread_local! {
@@ -74,6 +83,33 @@ pub mod calls {
     /// The calls counted on this thread since the previous `take`, and a fresh count.
     pub fn take() -> Calls {
         CALLS.with(|c| c.replace(Calls::default()))
+    }
+}
+
+/// The store's own NTSTATUS of the last failure on this thread. The core works with errno
+/// values (its decisions depend on them), which lose detail (`STATUS_DELETE_PENDING` and
+/// `STATUS_OBJECT_PATH_NOT_FOUND` are both `ENOENT`); the WinFsp adapter takes the status
+/// kept here and answers with it when it means the errno the core returned
+/// (`docs/WINDOWS.md`, *Errors*). The adapter clears it at the start of each request.
+pub mod last_status {
+    use std::cell::Cell;
+
+    thread_local! {
+        static LAST: Cell<Option<i32>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn set(status: i32) {
+        LAST.with(|c| c.set(Some(status)));
+    }
+
+    /// Forgets the status kept on this thread.
+    pub fn clear() {
+        LAST.with(|c| c.set(None));
+    }
+
+    /// The status kept on this thread, forgetting it.
+    pub fn take() -> Option<i32> {
+        LAST.with(|c| c.take())
     }
 }
 
@@ -175,6 +211,44 @@ impl FileExt for File {
     }
 }
 
+/// Takes the hub's lock on an open lock file without waiting: an exclusive `LockFileEx` of
+/// its first byte (what huggingface_hub's `filelock` takes on Windows; Samba and Windows
+/// servers make it conflict with POSIX and OFD locks of Linux clients on the same file).
+/// `Ok(false)` if another handle holds it; the lock lasts while `file` is open.
+pub fn lock_exclusive_now(file: &File) -> io::Result<bool> {
+    const LOCKFILE_FAIL_IMMEDIATELY: u32 = 1;
+    const LOCKFILE_EXCLUSIVE_LOCK: u32 = 2;
+    const ERROR_LOCK_VIOLATION: i32 = 33;
+    let mut ov = ffi::OVERLAPPED {
+        internal: 0,
+        internal_high: 0,
+        offset: 0,
+        offset_high: 0,
+        event: std::ptr::null_mut(),
+    };
+    // SAFETY: the handle is open for the duration of the call; `ov` is a zeroed OVERLAPPED
+    // (offset 0) that outlives the call, which does not wait (FAIL_IMMEDIATELY).
+    let ok = unsafe {
+        ffi::LockFileEx(
+            raw(file),
+            LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+            0,
+            1,
+            0,
+            &mut ov,
+        )
+    };
+    if ok != 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION) {
+        Ok(false)
+    } else {
+        Err(errno_error(e))
+    }
+}
+
 /// A `std`/Win32 error as an errno-coded error (call once per error).
 pub fn errno_error(e: io::Error) -> io::Error {
     match e.raw_os_error() {
@@ -258,10 +332,40 @@ mod ffi {
             Length: u32,
             FileInformationClass: u32,
         ) -> NTSTATUS;
+        pub fn NtQueryDirectoryFile(
+            FileHandle: HANDLE,
+            Event: HANDLE,
+            ApcRoutine: *const c_void,
+            ApcContext: *const c_void,
+            IoStatusBlock: *mut IO_STATUS_BLOCK,
+            FileInformation: *mut c_void,
+            Length: u32,
+            FileInformationClass: u32,
+            ReturnSingleEntry: u8,
+            FileName: *const UNICODE_STRING,
+            RestartScan: u8,
+        ) -> NTSTATUS;
+    }
+
+    #[repr(C)]
+    pub struct OVERLAPPED {
+        pub internal: usize,
+        pub internal_high: usize,
+        pub offset: u32,
+        pub offset_high: u32,
+        pub event: HANDLE,
     }
 
     #[link(name = "kernel32")]
     unsafe extern "system" {
+        pub fn LockFileEx(
+            hFile: HANDLE,
+            dwFlags: u32,
+            dwReserved: u32,
+            nNumberOfBytesToLockLow: u32,
+            nNumberOfBytesToLockHigh: u32,
+            lpOverlapped: *mut OVERLAPPED,
+        ) -> i32;
         pub fn GetFileInformationByHandle(
             hFile: HANDLE,
             lpFileInformation: *mut BY_HANDLE_FILE_INFORMATION,
@@ -332,11 +436,17 @@ const FILE_DISPOSITION_INFORMATION: u32 = 13;
 const FILE_DISPOSITION_INFORMATION_EX: u32 = 64;
 const FILE_RENAME_INFORMATION_EX: u32 = 65;
 const FILE_ATTRIBUTE_TAG_INFO: u32 = 9;
+const FILE_BASIC_INFORMATION: u32 = 4;
+const STATUS_CANNOT_DELETE: i32 = 0xC000_0121u32 as i32;
 const FILE_ID_BOTH_DIRECTORY_INFO: u32 = 10;
 const FILE_ID_BOTH_DIRECTORY_RESTART_INFO: u32 = 11;
 const FSCTL_GET_REPARSE_POINT: u32 = 0x0009_00A8;
 const FSCTL_SET_REPARSE_POINT: u32 = 0x0009_00A4;
 const ERROR_NO_MORE_FILES: i32 = 18;
+/// `FileIdBothDirectoryInformation` (the NT class of `NtQueryDirectoryFile`).
+const FILE_ID_BOTH_DIRECTORY_INFORMATION: u32 = 37;
+const STATUS_NO_SUCH_FILE: i32 = 0xC000_000Fu32 as i32;
+const STATUS_NO_MORE_FILES: i32 = 0x8000_0006u32 as i32;
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
 const STATUS_INVALID_INFO_CLASS: i32 = 0xC000_0003u32 as i32;
 const STATUS_NOT_SUPPORTED: i32 = 0xC000_00BBu32 as i32;
@@ -385,10 +495,22 @@ fn nt_reopen(dir: RawHandle, access: u32, options: u32) -> io::Result<OwnedHandl
 
 fn nt_open_wide(
     dir: RawHandle,
+    w: Vec<u16>,
+    access: u32,
+    disposition: u32,
+    options: u32,
+) -> io::Result<OwnedHandle> {
+    nt_open_shared(dir, w, access, disposition, options, SHARE_ALL)
+}
+
+/// [`nt_open_wide`] with the share access given (every other open shares everything).
+fn nt_open_shared(
+    dir: RawHandle,
     mut w: Vec<u16>,
     access: u32,
     disposition: u32,
     options: u32,
+    share: u32,
 ) -> io::Result<OwnedHandle> {
     if w.len() > 32_000 {
         return Err(errno(libc::ENAMETOOLONG));
@@ -423,7 +545,7 @@ fn nt_open_wide(
             &mut iosb,
             std::ptr::null(),
             FILE_ATTRIBUTE_NORMAL,
-            SHARE_ALL,
+            share,
             disposition,
             options | FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT,
             std::ptr::null(),
@@ -432,6 +554,7 @@ fn nt_open_wide(
     };
     if st < 0 {
         log::debug!("store: NtCreateFile: NTSTATUS {:#010x}", st as u32);
+        last_status::set(st);
         return Err(errno(nt_to_errno(st)));
     }
     // SAFETY: NtCreateFile succeeded, so `h` is a new handle that nothing else owns.
@@ -537,6 +660,7 @@ fn final_path(h: &impl AsRawHandle) -> Option<Vec<u16>> {
 impl Meta {
     /// Metadata of an open store file or directory.
     pub fn of_fd(f: &impl AsRawHandle) -> io::Result<Meta> {
+        calls::add(|c| c.fstat += 1);
         let info = by_handle(f)?;
         let attrs = info.dwFileAttributes;
         let is_dir = attrs & FILE_ATTRIBUTE_DIRECTORY != 0;
@@ -621,6 +745,7 @@ fn set_info(h: &impl AsRawHandle, class: u32, info: &[u8]) -> i32 {
 fn nt_result(st: i32) -> io::Result<()> {
     if st < 0 {
         log::debug!("store: NTSTATUS {:#010x}", st as u32);
+        last_status::set(st);
         Err(errno(nt_to_errno(st)))
     } else {
         Ok(())
@@ -672,6 +797,52 @@ pub struct Store {
     roots: Vec<Vec<u8>>,
     /// Whether XSym files are links (see [`Store::xsym_links`]).
     xsym: std::sync::atomic::AtomicBool,
+    /// Links could be created in the store (see [`Store::can_symlink`]).
+    symlinks_ok: std::sync::atomic::AtomicBool,
+    /// Whether the store matches names case-insensitively (see [`Store::find_names`]).
+    case_mode: std::sync::atomic::AtomicU8,
+}
+
+const CASE_UNKNOWN: u8 = 0;
+const CASE_INSENSITIVE: u8 = 1;
+const CASE_SENSITIVE: u8 = 2;
+
+/// `name` with the case of its first cased letter swapped (`None` without one): a spelling
+/// only a case-insensitive store takes for `name`.
+fn swap_case(name: &str) -> Option<String> {
+    let i = name
+        .char_indices()
+        .find(|(_, c)| c.to_lowercase().ne(c.to_uppercase()))?
+        .0;
+    let c = name[i..].chars().next()?;
+    let swapped: String = if c.is_uppercase() {
+        c.to_lowercase().collect()
+    } else {
+        c.to_uppercase().collect()
+    };
+    Some(format!(
+        "{}{swapped}{}",
+        &name[..i],
+        &name[i + c.len_utf8()..]
+    ))
+}
+
+/// A directory-query pattern matching every spelling of `name` in another case: each cased
+/// letter is `?` (`None` if `name` has no cased letter: no other spelling exists).
+fn case_pattern(name: &str) -> Option<String> {
+    let mut cased = false;
+    let p = name
+        .chars()
+        .map(|c| {
+            if c.to_lowercase().ne(c.to_uppercase()) {
+                cased = true;
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    cased.then_some(p)
 }
 
 impl Store {
@@ -709,6 +880,8 @@ impl Store {
             path: abs,
             roots,
             xsym: std::sync::atomic::AtomicBool::new(false),
+            symlinks_ok: std::sync::atomic::AtomicBool::new(false),
+            case_mode: std::sync::atomic::AtomicU8::new(CASE_UNKNOWN),
         })
     }
 
@@ -962,6 +1135,177 @@ impl Store {
         Ok(out)
     }
 
+    /// The names in directory `dir` that may be `name` in another case, in the store's own
+    /// spelling, without listing the directory: one directory query with `name` as its file
+    /// name (`NtQueryDirectoryFile`). A case-insensitive store (NTFS, SMB servers, Samba's
+    /// default) answers with every spelling it has. A case-sensitive one answers only the
+    /// exact name; where it has none, one more query with every cased letter of `name`
+    /// replaced by `?` returns the names of the same shape, among which the caller compares.
+    /// Whether the store is case-insensitive is learnt at the first query that finds a name
+    /// with a cased letter (one query more, once); until then a miss takes the second query.
+    pub fn find_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
+        use std::sync::atomic::Ordering;
+        let found = self.query_names(dir, name)?;
+        let mode = self.case_mode.load(Ordering::Relaxed);
+        if !found.is_empty() {
+            if mode == CASE_UNKNOWN
+                && let Some(other) = name.to_str().and_then(swap_case)
+                && found.iter().any(|f| f == name)
+            {
+                let again = self.query_names(dir, OsStr::new(&other))?;
+                let insensitive = again.iter().any(|f| f == name);
+                self.case_mode.store(
+                    if insensitive {
+                        CASE_INSENSITIVE
+                    } else {
+                        CASE_SENSITIVE
+                    },
+                    Ordering::Relaxed,
+                );
+            }
+            return Ok(found);
+        }
+        if mode == CASE_INSENSITIVE {
+            return Ok(found);
+        }
+        match name.to_str().and_then(case_pattern) {
+            Some(p) => self.query_names(dir, OsStr::new(&p)),
+            None => Ok(found),
+        }
+    }
+
+    /// Treat the store as case-sensitive (tests: wine's drive is case-insensitive).
+    #[cfg(test)]
+    pub fn assume_case_sensitive(&self) {
+        self.case_mode
+            .store(CASE_SENSITIVE, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One directory query (continued while a pattern matches more) of `name` in `dir`.
+    fn query_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
+        // A handle of its own (a new file object): a query's file name is kept by the file
+        // object for every later query, so the root's shared handle cannot be used.
+        let h = if dir.is_root() {
+            nt_reopen(
+                self.root.as_raw_handle(),
+                FILE_LIST_DIRECTORY,
+                FILE_DIRECTORY_FILE | FILE_OPEN_FOR_BACKUP_INTENT,
+            )?
+        } else {
+            self.walk_dir(dir)?
+        };
+        let mut w = wide(name);
+        if w.is_empty() || w.len() > 32_000 {
+            return Err(errno(libc::EINVAL));
+        }
+        let bytes = (w.len() * 2) as u16;
+        let us = ffi::UNICODE_STRING {
+            Length: bytes,
+            MaximumLength: bytes,
+            Buffer: w.as_mut_ptr(),
+        };
+        let has_wildcards = w
+            .iter()
+            .any(|&c| matches!(c, 0x2A | 0x3F | 0x3C | 0x3E | 0x22));
+        let mut out = Vec::new();
+        let mut buf = vec![0u64; 16 * 1024 / 8];
+        let mut restart = 1u8;
+        loop {
+            calls::add(|c| c.dir_query += 1);
+            let mut iosb = ffi::IO_STATUS_BLOCK {
+                Status: 0,
+                Information: 0,
+            };
+            // SAFETY: `buf` is 16 KiB of writable, 8-byte aligned memory; `us` borrows `w`,
+            // both live for the call; the handle is an open, synchronous directory handle
+            // (no event, no APC).
+            let st = unsafe {
+                ffi::NtQueryDirectoryFile(
+                    raw(&h),
+                    std::ptr::null_mut(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    &mut iosb,
+                    buf.as_mut_ptr().cast::<c_void>(),
+                    (buf.len() * 8) as u32,
+                    FILE_ID_BOTH_DIRECTORY_INFORMATION,
+                    0,
+                    &us,
+                    restart,
+                )
+            };
+            restart = 0;
+            if st == STATUS_NO_SUCH_FILE || st == STATUS_NO_MORE_FILES {
+                return Ok(out);
+            }
+            nt_result(st)?;
+            // SAFETY: reinterpreting the u64 buffer as bytes of the same length.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), buf.len() * 8) };
+            let n = iosb.Information.min(bytes.len());
+            for (found, _, _, _) in parse_dir_info(&bytes[..n]) {
+                if found != [b'.' as u16] && found != [b'.' as u16, b'.' as u16] {
+                    out.push(OsString::from_wide(&found));
+                }
+            }
+            // A name without wildcards matches one entry per spelling, and every spelling
+            // fits one 16 KiB answer: no second round trip to hear "no more". A pattern
+            // matching a whole directory: what was found is enough to choose.
+            if !has_wildcards || out.len() > 4096 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Opens `p` with delete access (not following it), as a delete or rename of it would:
+    /// the store's answer (`ACCESS_DENIED`, `SHARING_VIOLATION`, `DELETE_PENDING`, …) comes
+    /// now. While the returned handle is open, nobody can open `p` in a way that would make
+    /// the delete fail (the store refuses opens that do not share delete access).
+    pub fn open_for_delete(&self, p: &StorePath) -> io::Result<File> {
+        let h = self.open_entry(p, DELETE | FILE_READ_ATTRIBUTES, FILE_OPEN, 0)?;
+        Ok(File::from(h))
+    }
+
+    /// Opens the regular file `p` to hold the hub's lock on it ([`lock_exclusive_now`]): for
+    /// reading, sharing reading and writing but not deletion — as the CRT's `open` that
+    /// huggingface_hub's `filelock` uses on Windows does, so that a lock file cannot be
+    /// deleted (by `filelock`'s clean-up on another machine) while its lock is held.
+    pub fn open_for_lock(&self, p: &StorePath) -> io::Result<File> {
+        calls::add(|c| c.open += 1);
+        let (dir, name) = self.parent_and_name(p)?;
+        let h = nt_open_shared(
+            dir.as_raw_handle(),
+            wide(name),
+            FILE_READ_DATA | FILE_READ_ATTRIBUTES,
+            FILE_OPEN,
+            FILE_NON_DIRECTORY_FILE | FILE_OPEN_FOR_BACKUP_INTENT,
+            0x1 | 0x2,
+        )?;
+        if by_handle(&h)?.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+            return Err(errno(libc::ELOOP));
+        }
+        Ok(File::from(h))
+    }
+
+    /// Checks that links can be created in directory `dir` (the right to create symbolic
+    /// links on the store): creates a link under a temporary name and removes it. A success
+    /// is remembered for the life of the store (rights do not come and go); a failure is
+    /// asked again next time.
+    pub fn can_symlink(&self, dir: &StorePath) -> io::Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.symlinks_ok.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let name = format!(".hfcachefs-linkprobe-{}", std::process::id());
+        let p = dir
+            .join(OsStr::new(&name))
+            .ok_or_else(|| errno(libc::EINVAL))?;
+        self.symlink(Path::new("."), &p)?;
+        let _ = self.unlink(&p);
+        self.symlinks_ok.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Creates a directory.
     pub fn mkdir(&self, p: &StorePath, _mode: u32) -> io::Result<()> {
         self.open_entry(p, FILE_LIST_DIRECTORY, FILE_CREATE, FILE_DIRECTORY_FILE)
@@ -969,13 +1313,36 @@ impl Store {
     }
 
     /// Marks an open entry deleted (POSIX semantics where the server has them).
+    ///
+    /// The read-only attribute never stops it, as the mode of a file never stops `unlink` on
+    /// Linux: where the server does not understand `IGNORE_READONLY_ATTRIBUTE` (the classic
+    /// disposition answers `STATUS_CANNOT_DELETE`), the attribute is cleared first.
     fn delete(h: &OwnedHandle) -> io::Result<()> {
         // FILE_DISPOSITION_DELETE | POSIX_SEMANTICS | IGNORE_READONLY_ATTRIBUTE
         let st = set_info(h, FILE_DISPOSITION_INFORMATION_EX, &0x13u32.to_le_bytes());
-        if class_unsupported(st) {
-            return nt_result(set_info(h, FILE_DISPOSITION_INFORMATION, &[1]));
+        if !class_unsupported(st) {
+            return nt_result(st);
         }
-        nt_result(st)
+        let st = set_info(h, FILE_DISPOSITION_INFORMATION, &[1]);
+        if st != STATUS_CANNOT_DELETE {
+            return nt_result(st);
+        }
+        let attrs = by_handle(h)?.dwFileAttributes;
+        if attrs & FILE_ATTRIBUTE_READONLY == 0 {
+            return nt_result(st);
+        }
+        // FILE_BASIC_INFORMATION: four times (0: unchanged), then the attributes.
+        let mut basic = [0u8; 40];
+        let keep = attrs & !FILE_ATTRIBUTE_READONLY;
+        let keep = if keep == 0 {
+            FILE_ATTRIBUTE_NORMAL
+        } else {
+            keep
+        };
+        basic[32..36].copy_from_slice(&keep.to_le_bytes());
+        let w = nt_reopen(h.as_raw_handle(), FILE_WRITE_ATTRIBUTES, 0)?;
+        nt_result(set_info(&w, FILE_BASIC_INFORMATION, &basic))?;
+        nt_result(set_info(h, FILE_DISPOSITION_INFORMATION, &[1]))
     }
 
     /// Removes a non-directory entry (a file, or a link itself).
@@ -1031,12 +1398,29 @@ impl Store {
         nt_result(st)
     }
 
-    /// Creates a relative NTFS symlink at `p` with the given text (needs the right to create
-    /// symbolic links on the store: `EPERM` otherwise).
+    /// Creates a relative link at `p` with the given text: an NTFS symlink (needs the right
+    /// to create symbolic links on the store: `EPERM` otherwise), or, in a store whose links
+    /// are XSym files (the `xsym` option; never in `blobs/`), an XSym file — the form Linux
+    /// SMB clients with `mfsymlinks` write and read, which needs no right beyond writing.
     pub fn symlink(&self, text: &Path, p: &StorePath) -> io::Result<()> {
         let t = text.to_str().ok_or_else(|| errno(libc::EINVAL))?;
         if links::is_absolute(t.as_bytes()) {
             return Err(errno(libc::EXDEV));
+        }
+        if self.xsym_links(p) {
+            let body = xsym::format(t.as_bytes()).ok_or_else(|| errno(libc::ENAMETOOLONG))?;
+            let h = self.open_entry(
+                p,
+                FILE_WRITE_DATA | DELETE,
+                FILE_CREATE,
+                FILE_NON_DIRECTORY_FILE,
+            )?;
+            let f = File::from(h);
+            if let Err(e) = FileExt::write_all_at(&f, &body, 0) {
+                let _ = Self::delete(&OwnedHandle::from(f));
+                return Err(e);
+            }
+            return Ok(());
         }
         let buf = reparse::relative_symlink_buffer(t).ok_or_else(|| errno(libc::ENAMETOOLONG))?;
         let h = self.open_entry(
@@ -1112,6 +1496,64 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spellings_in_another_case() {
+        assert_eq!(swap_case("config.json").as_deref(), Some("Config.json"));
+        assert_eq!(swap_case("01-Ä.bin").as_deref(), Some("01-ä.bin"));
+        assert_eq!(swap_case("0123-45"), None);
+        assert_eq!(
+            case_pattern("Config-01.json").as_deref(),
+            Some("??????-01.????")
+        );
+        assert_eq!(case_pattern("0123"), None);
+    }
+
+    /// The store's case is learnt once from a name it has: wine's drive is case-insensitive,
+    /// so after the first hit a miss costs one query; a store taken as case-sensitive asks
+    /// once more with the letters as `?` and finds the other spellings that way, still
+    /// without listing.
+    #[test]
+    fn case_is_learnt_and_misses_never_list() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d").join("config.json"), b"x").unwrap();
+        let store = Store::open_root(dir.path()).unwrap();
+        let d = StorePath::parse("d").unwrap();
+        calls::take();
+        assert_eq!(
+            store.find_names(&d, OsStr::new("config.json")).unwrap(),
+            ["config.json"]
+        );
+        assert_eq!(
+            calls::take().dir_query,
+            2,
+            "the hit and the one probe of the case"
+        );
+        assert!(
+            store
+                .find_names(&d, OsStr::new("nothing.json"))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            calls::take().dir_query,
+            1,
+            "a miss on a case-insensitive store"
+        );
+        store.assume_case_sensitive();
+        let found = store.find_names(&d, OsStr::new("other.json")).unwrap();
+        let c = calls::take();
+        assert_eq!((c.dir_query, c.read_dir), (2, 0), "{c:?}");
+        // `?????.????` matches the names of that shape: here none of five letters.
+        assert!(found.is_empty(), "{found:?}");
+        let found = store.find_names(&d, OsStr::new("xxxxxx.yyyy")).unwrap();
+        assert_eq!(
+            found,
+            ["config.json"],
+            "same shape, for the caller to compare"
+        );
+    }
 
     #[test]
     fn dir_info_chain_is_parsed() {

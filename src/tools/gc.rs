@@ -434,57 +434,7 @@ fn try_lock_exclusive(fd: std::os::fd::OwnedFd) -> std::io::Result<Option<std::f
 
 #[cfg(windows)]
 fn try_lock_exclusive(file: std::fs::File) -> std::io::Result<Option<std::fs::File>> {
-    use std::os::windows::io::AsRawHandle;
-    const LOCKFILE_FAIL_IMMEDIATELY: u32 = 1;
-    const LOCKFILE_EXCLUSIVE_LOCK: u32 = 2;
-    const ERROR_LOCK_VIOLATION: i32 = 33;
-    #[repr(C)]
-    struct Overlapped {
-        internal: usize,
-        internal_high: usize,
-        offset: u32,
-        offset_high: u32,
-        event: *mut std::ffi::c_void,
-    }
-    #[link(name = "kernel32")]
-    unsafe extern "system" {
-        fn LockFileEx(
-            file: *mut std::ffi::c_void,
-            flags: u32,
-            reserved: u32,
-            low: u32,
-            high: u32,
-            overlapped: *mut Overlapped,
-        ) -> i32;
-    }
-    let mut ov = Overlapped {
-        internal: 0,
-        internal_high: 0,
-        offset: 0,
-        offset_high: 0,
-        event: std::ptr::null_mut(),
-    };
-    // SAFETY: the handle is open for the duration of the call; `ov` is a zeroed OVERLAPPED
-    // (offset 0) that outlives the call, which does not wait (FAIL_IMMEDIATELY).
-    let ok = unsafe {
-        LockFileEx(
-            file.as_raw_handle().cast(),
-            LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
-            0,
-            1,
-            0,
-            &mut ov,
-        )
-    };
-    if ok != 0 {
-        return Ok(Some(file));
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION) {
-        Ok(None)
-    } else {
-        Err(e)
-    }
+    Ok(crate::store::lock_exclusive_now(&file)?.then_some(file))
 }
 
 /// The hub's lock protocol on Windows: a second handle cannot take a lock another holds, and

@@ -1,5 +1,8 @@
 //! The view operations whose store calls differ on Windows: `setattr`, `fsync`, ownership
-//! of new entries, and locks.
+//! of new entries, and locks; and what the WinFsp adapter asks of the view beyond the
+//! operations both adapters share: the store's spellings of a name (the case rule, without a
+//! listing), whether a rename is a blob download (which replaces, as on Linux), and the
+//! decision of a delete before it is reported (see `docs/WINDOWS.md`).
 //!
 //! Same rules as the Unix versions (`write.rs`, `handles.rs`, `locks.rs`): a read-only view
 //! refuses, immutable blobs cannot be truncated, a replaced store file is `ESTALE`. What
@@ -7,6 +10,7 @@
 //! the mode is accepted and changes nothing; setting an owner is `EOPNOTSUPP`), and byte-range
 //! locks never reach the view (WinFsp's kernel driver keeps them), so [`LockFds`] is empty.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileTimes};
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +18,7 @@ use super::{Attr, CacheView, Caller, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, Key};
 use crate::path::StorePath;
+use crate::resolve::LinkSource;
 use crate::store::{Kind, Meta, OFlags};
 
 /// Lock descriptors: none on Windows (see the module header).
@@ -27,6 +32,13 @@ impl LockFds {
     pub fn drop_inode(&self, _ino: Ino) {}
 }
 
+/// True for the hub's lock files: `.locks/<repo>/<name>.lock` at the store root.
+fn is_hub_lock(p: &StorePath) -> bool {
+    let comps: Vec<&OsStr> = p.components().collect();
+    matches!(comps.as_slice(), [l, _, name] if *l == ".locks"
+        && name.to_str().is_some_and(|n| n.ends_with(".lock")))
+}
+
 fn time(t: TimeSet) -> SystemTime {
     match t {
         TimeSet::Now => SystemTime::now(),
@@ -35,6 +47,150 @@ fn time(t: TimeSet) -> SystemTime {
 }
 
 impl CacheView {
+    /// The names the store has for `name` in view directory `parent`, in the store's own
+    /// spelling (see [`crate::store::Store::find_names`]): one directory query, never a
+    /// listing. Hidden entries are among them; the caller looks each up.
+    pub fn spellings(&self, parent: Ino, name: &OsStr) -> FsResult<Vec<OsString>> {
+        let dir = self.dir_node(parent)?;
+        self.check_reach(&dir)?;
+        Ok(self.store.find_names(&dir.real, name)?)
+    }
+
+    /// True if `a` and `b` stand for the same store entry (one may be known under two
+    /// inodes, e.g. a directory reached by two walks).
+    pub fn same_store_entry(&self, a: Ino, b: Ino) -> bool {
+        match (self.node(a), self.node(b)) {
+            (Ok(x), Ok(y)) => x.real == y.real,
+            _ => false,
+        }
+    }
+
+    /// True if renaming `from_name` (in `from_dir`) to `to_name` (in `to_dir`) is the hub's
+    /// last step of a download: `<repo>/blobs/<hash>.incomplete` onto `<repo>/blobs/<hash>`.
+    /// A blob's name is its content's hash, so replacing it changes no byte anyone reads;
+    /// on Linux that rename replaces, and so it does here although Windows' `os.rename`
+    /// asks not to (see `docs/WINDOWS.md`, *Downloads over an existing blob*).
+    pub fn is_blob_download(
+        &self,
+        from_dir: Ino,
+        from_name: &OsStr,
+        to_dir: Ino,
+        to_name: &OsStr,
+    ) -> bool {
+        // The same directory may be known under two inodes (walks made apart): compare
+        // where they are in the store.
+        let (Ok(from), Ok(dir)) = (self.dir_node(from_dir), self.dir_node(to_dir)) else {
+            return false;
+        };
+        if from.real != dir.real {
+            return false;
+        }
+        let mut temp = to_name.to_os_string();
+        temp.push(".incomplete");
+        temp == from_name && dir.real.join(to_name).is_some_and(|p| p.is_blob())
+    }
+
+    /// Ends a blob download whose rename onto its blob the store refused (Windows and SMB
+    /// stores do not replace a file that a reader holds open): when the blob already holds
+    /// exactly the downloaded bytes — a complete blob does, its name being their hash — the
+    /// download is done and its temporary file `from` (in view directory `dir`, as is the
+    /// blob `to`) is removed. Returns whether it was; compares the two files' bytes.
+    pub fn settle_blob_download(&self, dir: Ino, from: &OsStr, to: &OsStr) -> FsResult<bool> {
+        use crate::store::FileExt as _;
+        let node = self.dir_node(dir)?;
+        let (Some(fp), Some(tp)) = (node.real.join(from), node.real.join(to)) else {
+            return Ok(false);
+        };
+        let a = self.store.open(&fp, OFlags::RDONLY, 0)?;
+        let b = self.store.open(&tp, OFlags::RDONLY, 0)?;
+        let size = Meta::of_fd(&a)?.size;
+        if Meta::of_fd(&b)?.size != size {
+            return Ok(false);
+        }
+        let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let mut at = 0u64;
+        while at < size {
+            let n = a.read_at(&mut x, at)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let mut got = 0;
+            while got < n {
+                match b.read_at(&mut y[got..n], at + got as u64)? {
+                    0 => return Ok(false),
+                    m => got += m,
+                }
+            }
+            if x[..n] != y[..n] {
+                return Ok(false);
+            }
+            at += n as u64;
+        }
+        drop((a, b));
+        self.unlink(dir, from)?;
+        log::info!(
+            "{}: the blob is in use and already holds the downloaded bytes; download kept it",
+            tp
+        );
+        Ok(true)
+    }
+
+    /// For a handle on a hub lock file (`.locks/<repo>/<etag>.lock`) opened for writing —
+    /// how huggingface_hub's `filelock` starts taking the lock — the hub's lock taken in the
+    /// store on a store handle of its own, for as long as the caller keeps it (the client's
+    /// handle). WinFsp keeps a client's `LockFileEx` in its driver, out of reach of other
+    /// machines; this makes the lock hold across machines and OSes on one store. The handle
+    /// does not share deletion: `filelock`'s clean-up on another machine (deleting the lock
+    /// file after its release) fails while the lock is held, as on NTFS. `None` for
+    /// any other file; `EBUSY` (`STATUS_SHARING_VIOLATION`, which `filelock` takes as "held,
+    /// try again") when another holder has it.
+    pub fn hub_lock(&self, ino: Ino) -> FsResult<Option<File>> {
+        let node = self.node(ino)?;
+        if !is_hub_lock(&node.real) {
+            return Ok(None);
+        }
+        let f = self.store.open_for_lock(&node.real)?;
+        super::check_identity(&node, &Meta::of_fd(&f)?)?;
+        if crate::store::lock_exclusive_now(&f)? {
+            Ok(Some(f))
+        } else {
+            Err(FsError::Store(std::io::Error::from_raw_os_error(
+                crate::compat::libc::EBUSY,
+            )))
+        }
+    }
+
+    /// Decides now whether removing `name` from view directory `parent` can succeed, as far
+    /// as anything but a race can tell: a read-only view, the kind, the store's answer to an
+    /// open for deletion (access, sharing, a pending delete), and, for content that other
+    /// names still reach through links, the right to create links in the store (re-pointing
+    /// them needs it). Returns the handle opened for deletion: while it is open, nobody can
+    /// open the entry in a way that would make the delete fail.
+    pub fn decide_delete(&self, parent: Ino, name: &OsStr, is_dir: bool) -> FsResult<File> {
+        self.writable_view()?;
+        let dir = self.dir_node(parent)?;
+        self.check_reach(&dir)?;
+        let path = dir.real.join(name).ok_or(FsError::Invalid)?;
+        let meta = self.store.lstat(&path)?;
+        self.check_delete(&path, &meta)?;
+        // A link (a symlink, or an XSym file) is removed itself, whatever it shows as.
+        let link = self.store.is_link(&path, &meta);
+        match meta.kind {
+            Kind::Dir if !is_dir => return Err(FsError::IsDir),
+            Kind::File if is_dir && !link => return Err(FsError::NotDir),
+            Kind::File if !link => {
+                // The content moves onto its first referrer (a rename); every further
+                // referrer is re-pointed with a new link.
+                let refs = self.referrers(&path)?;
+                if let Some(second) = refs.get(1) {
+                    self.store.can_symlink(&second.parent())?;
+                }
+            }
+            _ => {}
+        }
+        Ok(self.store.open_for_delete(&path)?)
+    }
+
     /// New entries keep the owner the store gives them (the account the mount runs as).
     pub(super) fn chown_new(&self, _path: &StorePath, _kind: Kind, _caller: Caller) {}
 

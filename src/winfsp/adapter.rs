@@ -4,14 +4,27 @@
 //! case rule of [`super::names`]), calls one view operation, and translates the answer with
 //! [`super::attrs`] and [`super::status`]. Invariants:
 //! - every lookup the adapter makes is forgotten again: a walk keeps one lookup of its final
-//!   entry, which an open file context owns until `close`; everything else is forgotten at
-//!   once;
-//! - nothing shown is a reparse point (the volume has reparse points off, and attributes come
-//!   from [`super::attrs::file_attributes`]);
-//! - no panics on request paths: every error becomes an NTSTATUS.
+//!   entry, which an open file context owns until `close` (or the walk cache of one request,
+//!   below, until it is taken or replaced); everything else is forgotten at once;
+//! - one case rule on every path (open, create, rename source and target, delete): a name is
+//!   looked up in the store's own spelling ([`CacheView::spellings`], one directory query,
+//!   never a listing), so `BLOBS\<hash>` is `blobs/<hash>` with all its rules;
+//! - one walk per open: `GetSecurityByName` keeps its walk for the `Open`/`Create` that
+//!   WinFsp calls next on the same thread for the same request;
+//! - a delete that was reported as accepted (`SetDelete`) has been decided: everything that
+//!   can refuse it was asked then, and the store entry is held open for deletion until the
+//!   cleanup that carries it out;
+//! - nothing shown is a reparse point (attributes come from
+//!   [`super::attrs::file_attributes`]; reading one answers `STATUS_NOT_A_REPARSE_POINT`); a
+//!   symlink a client creates (WinFsp's driver checks its right) becomes a link in the store
+//!   and shows as its target;
+//! - no panics on request paths: every error becomes an NTSTATUS, the store's own where it
+//!   has one ([`crate::store::last_status`]).
 
+use std::cell::RefCell;
 use std::ffi::{OsStr, OsString, c_void};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
 use winfsp::filesystem::{
@@ -26,7 +39,7 @@ use crate::compat::libc;
 use crate::config::MountConfig;
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, ROOT_INO};
-use crate::store::Store;
+use crate::store::{Store, last_status};
 use crate::view::{Attr, AttrKind, CacheView, Caller, Entry, SetAttr, TimeSet};
 
 /// What `hfcachefs mount` needs on Windows beyond the view's configuration.
@@ -40,12 +53,36 @@ const STATUS_BUFFER_OVERFLOW: i32 = 0x8000_0005u32 as i32;
 const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
 const CLEANUP_DELETE: u32 = 0x01;
 
+/// Access rights that read or change a file's data (or list a directory): only opens
+/// granted one of these open the store file.
+const DATA_ACCESS: u32 = 0x0001 // FILE_READ_DATA, FILE_LIST_DIRECTORY
+    | 0x0002 // FILE_WRITE_DATA
+    | 0x0004 // FILE_APPEND_DATA
+    | 0x0020 // FILE_EXECUTE
+    | 0x8000_0000 // GENERIC_READ
+    | 0x4000_0000 // GENERIC_WRITE
+    | 0x2000_0000 // GENERIC_EXECUTE
+    | 0x1000_0000; // GENERIC_ALL
+
+/// The NTSTATUS for a view error: the store's own status of this request's last store
+/// failure when it means the errno of the core's answer (a core decision that the store
+/// failed, such as "not found" for a lookup, counts) (so `STATUS_DELETE_PENDING`,
+/// `STATUS_SHARING_VIOLATION`, … reach the client as the store said them), else the
+/// translation of [`status::ntstatus`].
 fn fsp(e: FsError) -> FspError {
-    FspError::NTSTATUS(status::ntstatus(&e))
+    match last_status::take() {
+        Some(st) if status::nt_to_errno(st) == e.errno() => FspError::NTSTATUS(st),
+        _ => FspError::NTSTATUS(status::ntstatus(&e)),
+    }
 }
 
 fn nt(s: i32) -> FspError {
     FspError::NTSTATUS(s)
+}
+
+/// Starts a request: no store status of an earlier request is taken for this one's.
+fn begin() {
+    last_status::clear();
 }
 
 /// An open file or directory.
@@ -53,15 +90,53 @@ pub struct FileCtx {
     ino: Ino,
     is_dir: bool,
     fh: Option<u64>,
-    dir_fh: Option<u64>,
+    dir_fh: Mutex<Option<u64>>,
     dir_buffer: DirBuffer,
+    /// Opened for reading only although writing was granted: the object allows no more (an
+    /// immutable blob). Writes through it fail; everything else works.
+    read_only: bool,
+    /// The store entry held open for deletion since `SetDelete` decided the delete.
+    delete: Mutex<Option<std::fs::File>>,
+    /// `fh` was released early (its entry was replaced by a link: `set_reparse_point`).
+    released: std::sync::atomic::AtomicBool,
+    /// The hub's lock taken in the store for this handle ([`CacheView::hub_lock`]), until
+    /// its cleanup.
+    hub_lock: Mutex<Option<std::fs::File>>,
 }
+
+impl FileCtx {
+    fn new(ino: Ino, is_dir: bool, fh: Option<u64>, dir_fh: Option<u64>) -> FileCtx {
+        FileCtx {
+            ino,
+            is_dir,
+            fh,
+            dir_fh: Mutex::new(dir_fh),
+            dir_buffer: DirBuffer::new(),
+            read_only: false,
+            delete: Mutex::new(None),
+            released: std::sync::atomic::AtomicBool::new(false),
+            hub_lock: Mutex::new(None),
+        }
+    }
+
+    /// The view's file handle, while it is open.
+    fn fh(&self) -> Option<u64> {
+        self.fh.filter(|_| !self.released.load(Ordering::Relaxed))
+    }
+}
+
+/// Distinguishes file systems in the per-thread walk cache (tests run several).
+static NEXT_FS_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The file system: a view and the security descriptor every entry carries.
 pub struct HfFs {
     view: CacheView,
     read_only: bool,
     sd: Vec<u8>,
+    id: u64,
+    /// Bumped by every change made through the adapter: a cached walk from before a change
+    /// is not used.
+    generation: AtomicU64,
 }
 
 /// A walked path: its final entry (one lookup held), the parent, and the store names.
@@ -71,7 +146,29 @@ struct Walked {
     names: Vec<OsString>,
 }
 
+/// A walk kept for the next callback of the same request (see the module header).
+struct CachedWalk {
+    fs: u64,
+    generation: u64,
+    path: Vec<u16>,
+    walked: Walked,
+}
+
+thread_local! {
+    static LAST_WALK: RefCell<Option<CachedWalk>> = const { RefCell::new(None) };
+}
+
 impl HfFs {
+    fn new(view: CacheView, read_only: bool, sd: Vec<u8>) -> HfFs {
+        HfFs {
+            view,
+            read_only,
+            sd,
+            id: NEXT_FS_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+        }
+    }
+
     fn fill(&self, fi: &mut FileInfo, a: &Attr) {
         fi.file_attributes = attrs::file_attributes(a.kind, self.read_only);
         fi.reparse_tag = 0;
@@ -84,6 +181,54 @@ impl HfFs {
         fi.index_number = a.ino;
         fi.hard_links = 0;
         fi.ea_size = 0;
+    }
+
+    /// Records a change made through the adapter (see [`HfFs::generation`]).
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.drop_cached_walk();
+    }
+
+    /// Keeps `walked` for the next callback of this request on this thread.
+    fn keep_walk(&self, path: &U16CStr, walked: Walked) {
+        let old = LAST_WALK.with(|c| {
+            c.borrow_mut().replace(CachedWalk {
+                fs: self.id,
+                generation: self.generation.load(Ordering::Relaxed),
+                path: path.as_slice().to_vec(),
+                walked,
+            })
+        });
+        if let Some(old) = old {
+            self.forget_cached(old);
+        }
+    }
+
+    /// The walk kept for `path` by this request, if any (the cache is emptied either way).
+    fn take_walk(&self, path: &U16CStr) -> Option<Walked> {
+        let cached = LAST_WALK.with(|c| c.borrow_mut().take())?;
+        if cached.fs == self.id
+            && cached.generation == self.generation.load(Ordering::Relaxed)
+            && cached.path == path.as_slice()
+        {
+            return Some(cached.walked);
+        }
+        self.forget_cached(cached);
+        None
+    }
+
+    fn drop_cached_walk(&self) {
+        if let Some(old) = LAST_WALK.with(|c| c.borrow_mut().take()) {
+            self.forget_cached(old);
+        }
+    }
+
+    fn forget_cached(&self, old: CachedWalk) {
+        // A walk of another file system (tests) belongs to that one's table: only ours is
+        // forgotten here; the other's lookup just stays counted.
+        if old.fs == self.id {
+            self.release_entry(&old.walked.entry);
+        }
     }
 
     /// Visible names of view directory `dir`.
@@ -100,43 +245,58 @@ impl HfFs {
         res.map(|()| out)
     }
 
-    /// Looks `name` up in `dir`, exactly or by the case rule; one lookup held on success.
+    /// Looks `name` up in `dir` by the case rule, in the store's spelling: the exact name if
+    /// the store has it, else the ordinal-first name with the same upper case; a candidate
+    /// the view hides gives way to the next. One directory query for the spellings (never a
+    /// listing), then one view lookup. One lookup held on success.
     fn lookup(&self, dir: Ino, name: &str) -> FsResult<(Entry, OsString)> {
-        match self.view.lookup(dir, OsStr::new(name)) {
-            Err(FsError::NotFound) => {}
-            other => return other.map(|e| (e, name.into())),
-        }
-        let all = self.list(dir)?;
-        let candidates = all.iter().filter_map(|n| n.to_str());
-        match names::resolve_case(name, candidates) {
-            Some(real) if real != name => {
-                let e = self.view.lookup(dir, OsStr::new(real))?;
-                Ok((e, real.into()))
+        let spellings: Vec<String> = self
+            .view
+            .spellings(dir, OsStr::new(name))?
+            .into_iter()
+            .filter_map(|n| n.into_string().ok())
+            .collect();
+        let found = names::case_candidates(name, spellings.iter().map(String::as_str));
+        for real in found {
+            match self.view.lookup(dir, OsStr::new(real)) {
+                Ok(e) => return Ok((e, real.into())),
+                Err(FsError::NotFound) => continue,
+                Err(e) => return Err(e),
             }
-            _ => Err(FsError::NotFound),
         }
+        Err(FsError::NotFound)
     }
 
-    /// Walks a WinFsp path from the root.
-    fn walk(&self, path: &U16CStr) -> FsResult<Walked> {
+    /// Walks a WinFsp path from the root. A missing component or a file before the last
+    /// component is `STATUS_OBJECT_PATH_NOT_FOUND`, as on NTFS; the last one missing is
+    /// `STATUS_OBJECT_NAME_NOT_FOUND`.
+    fn walk(&self, path: &U16CStr) -> winfsp::Result<Walked> {
         let path = path.to_string_lossy();
         let comps = names::components(&path);
         let mut parent = ROOT_INO;
         let mut held: Option<Entry> = None;
         let mut found = Vec::new();
-        for c in &comps {
+        for (i, c) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
             let dir = held.as_ref().map_or(ROOT_INO, |e| e.attr.ino);
             if let Some(e) = &held
                 && e.attr.kind != AttrKind::Dir
             {
-                self.view.forget(e.attr.ino, 1);
-                return Err(FsError::NotDir);
+                self.release_entry(e);
+                return Err(nt(status::STATUS_OBJECT_PATH_NOT_FOUND));
             }
             let res = self.lookup(dir, c);
             if let Some(e) = held.take() {
-                self.view.forget(e.attr.ino, 1);
+                self.release_entry(&e);
             }
-            let (e, real) = res?;
+            let (e, real) = match res {
+                Ok(x) => x,
+                Err(FsError::NotFound | FsError::NotDir) if !last => {
+                    last_status::clear();
+                    return Err(nt(status::STATUS_OBJECT_PATH_NOT_FOUND));
+                }
+                Err(e) => return Err(fsp(e)),
+            };
             parent = dir;
             found.push(real);
             held = Some(e);
@@ -144,7 +304,7 @@ impl HfFs {
         let entry = match held {
             Some(e) => e,
             None => {
-                let (attr, ttl) = self.view.getattr(ROOT_INO, None)?;
+                let (attr, ttl) = self.view.getattr(ROOT_INO, None).map_err(fsp)?;
                 Entry {
                     attr,
                     attr_ttl: ttl,
@@ -159,26 +319,41 @@ impl HfFs {
         })
     }
 
+    /// The walk of `path`: the one this request's access check made, else a new one.
+    fn walk_once(&self, path: &U16CStr) -> winfsp::Result<Walked> {
+        match self.take_walk(path) {
+            Some(w) => Ok(w),
+            None => self.walk(path),
+        }
+    }
+
     /// The parent directory of a WinFsp path (one lookup held unless it is the root) and
-    /// the final store name, as given (mapped back from its Windows form).
-    fn walk_parent(&self, path: &U16CStr) -> FsResult<(Ino, OsString)> {
+    /// the final store name, as given (mapped back from its Windows form). A parent that is
+    /// missing or not a directory is `STATUS_OBJECT_PATH_NOT_FOUND`.
+    fn walk_parent(&self, path: &U16CStr) -> winfsp::Result<(Ino, OsString)> {
         let s = path.to_string_lossy();
         let (dir, name) = match s.rfind('\\') {
             Some(i) => (&s[..i], &s[i + 1..]),
             None => ("", s.as_str()),
         };
         if name.is_empty() {
-            return Err(FsError::Invalid);
+            return Err(fsp(FsError::Invalid));
         }
         let name = OsString::from(names::from_windows(name).into_owned());
         if dir.is_empty() {
             return Ok((ROOT_INO, name));
         }
         let wdir = winfsp::U16CString::from_str_truncate(dir);
-        let w = self.walk(&wdir)?;
+        let w = match self.walk_once(&wdir) {
+            Ok(w) => w,
+            Err(e) if e.to_ntstatus() == status::STATUS_OBJECT_NAME_NOT_FOUND => {
+                return Err(nt(status::STATUS_OBJECT_PATH_NOT_FOUND));
+            }
+            Err(e) => return Err(e),
+        };
         if w.entry.attr.kind != AttrKind::Dir {
-            self.view.forget(w.entry.attr.ino, 1);
-            return Err(FsError::NotDir);
+            self.release_entry(&w.entry);
+            return Err(nt(status::STATUS_OBJECT_PATH_NOT_FOUND));
         }
         Ok((w.entry.attr.ino, name))
     }
@@ -214,28 +389,87 @@ impl HfFs {
     }
 
     fn attr_of(&self, ctx: &FileCtx) -> FsResult<Attr> {
-        self.view.getattr(ctx.ino, ctx.fh).map(|(a, _)| a)
+        self.view.getattr(ctx.ino, ctx.fh()).map(|(a, _)| a)
     }
 
     /// A context for a walked or created entry (its lookup now belongs to the context).
+    /// The store file is opened only when data access was granted (an open for attributes
+    /// or for deletion costs no store open), and with the access the object allows: write
+    /// access to an immutable blob opens it for reading, and only writes fail — as NTFS
+    /// grants `MAXIMUM_ALLOWED` what the object allows.
     fn context(&self, e: &Entry, granted_access: u32) -> FsResult<FileCtx> {
         let ino = e.attr.ino;
         let is_dir = e.attr.kind == AttrKind::Dir;
-        let (fh, dir_fh) = if is_dir {
-            (None, Some(self.view.opendir(ino)?))
-        } else {
-            (
-                Some(self.view.open(ino, attrs::open_flags(granted_access))?.fh),
-                None,
-            )
-        };
-        Ok(FileCtx {
-            ino,
-            is_dir,
-            fh,
-            dir_fh,
-            dir_buffer: DirBuffer::new(),
-        })
+        let data = granted_access & DATA_ACCESS != 0;
+        if is_dir {
+            let dir_fh = if data {
+                Some(self.view.opendir(ino)?)
+            } else {
+                None
+            };
+            return Ok(FileCtx::new(ino, true, None, dir_fh));
+        }
+        if !data {
+            return Ok(FileCtx::new(ino, false, None, None));
+        }
+        let flags = attrs::open_flags(granted_access);
+        match self.view.open(ino, flags) {
+            Ok(o) => Ok(FileCtx::new(ino, false, Some(o.fh), None)),
+            Err(FsError::NotPermitted(_) | FsError::ReadOnly) if flags != libc::O_RDONLY => {
+                let o = self.view.open(ino, libc::O_RDONLY)?;
+                let mut ctx = FileCtx::new(ino, false, Some(o.fh), None);
+                ctx.read_only = true;
+                Ok(ctx)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the hub's lock in the store for a handle opened for writing on a hub lock file
+    /// (see [`CacheView::hub_lock`]); on refusal the context is closed again.
+    fn with_hub_lock(&self, ctx: FileCtx, granted_access: u32) -> FsResult<FileCtx> {
+        if ctx.is_dir || attrs::open_flags(granted_access) == libc::O_RDONLY {
+            return Ok(ctx);
+        }
+        match self.view.hub_lock(ctx.ino) {
+            Ok(lock) => {
+                *ctx.hub_lock.lock().unwrap_or_else(|e| e.into_inner()) = lock;
+                Ok(ctx)
+            }
+            Err(e) => {
+                if let Some(fh) = ctx.fh() {
+                    self.view.release(fh, None);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The directory handle of a directory context, opened on first use (an open for
+    /// attributes does not list).
+    fn dir_handle(&self, ctx: &FileCtx) -> FsResult<u64> {
+        let mut slot = ctx.dir_fh.lock().unwrap_or_else(|e| e.into_inner());
+        match *slot {
+            Some(fh) => Ok(fh),
+            None => {
+                let fh = self.view.opendir(ctx.ino)?;
+                *slot = Some(fh);
+                Ok(fh)
+            }
+        }
+    }
+
+    /// Why a write through `ctx` is refused before it reaches the view, if it is.
+    fn refuse_write(&self, ctx: &FileCtx) -> winfsp::Result<u64> {
+        if ctx.read_only {
+            return Err(nt(if self.read_only {
+                status::STATUS_MEDIA_WRITE_PROTECTED
+            } else {
+                status::STATUS_ACCESS_DENIED
+            }));
+        }
+        ctx.fh()
+            .ok_or_else(|| nt(status::STATUS_INVALID_DEVICE_REQUEST))
     }
 }
 
@@ -248,9 +482,12 @@ impl FileSystemContext for HfFs {
         security_descriptor: Option<&mut [c_void]>,
         _reparse_point_resolver: impl FnOnce(&U16CStr) -> Option<FileSecurity>,
     ) -> winfsp::Result<FileSecurity> {
-        let w = self.walk(file_name).map_err(fsp)?;
+        begin();
+        let w = self.walk(file_name)?;
         let attributes = attrs::file_attributes(w.entry.attr.kind, self.read_only);
-        self.release_entry(&w.entry);
+        // The `Open` (or, for the parent of a new name, the `Create`) WinFsp calls next on
+        // this thread walks the same path: it takes this walk instead.
+        self.keep_walk(file_name, w);
         let sz = self.copy_sd(security_descriptor)?;
         Ok(FileSecurity {
             reparse: false,
@@ -266,7 +503,8 @@ impl FileSystemContext for HfFs {
         granted_access: u32,
         file_info: &mut OpenFileInfo,
     ) -> winfsp::Result<FileCtx> {
-        let w = self.walk(file_name).map_err(fsp)?;
+        let w = self.walk_once(file_name)?;
+        begin();
         let is_dir = w.entry.attr.kind == AttrKind::Dir;
         let refused = if is_dir && create_options & FILE_NON_DIRECTORY_FILE != 0 {
             Some(status::STATUS_FILE_IS_A_DIRECTORY)
@@ -279,7 +517,10 @@ impl FileSystemContext for HfFs {
             self.release_entry(&w.entry);
             return Err(nt(s));
         }
-        let ctx = match self.context(&w.entry, granted_access) {
+        let ctx = match self
+            .context(&w.entry, granted_access)
+            .and_then(|c| self.with_hub_lock(c, granted_access))
+        {
             Ok(c) => c,
             Err(e) => {
                 self.release_entry(&w.entry);
@@ -304,10 +545,10 @@ impl FileSystemContext for HfFs {
     }
 
     fn close(&self, ctx: FileCtx) {
-        if let Some(fh) = ctx.fh {
+        if let Some(fh) = ctx.fh() {
             self.view.release(fh, None);
         }
-        if let Some(fh) = ctx.dir_fh {
+        if let Some(fh) = *ctx.dir_fh.lock().unwrap_or_else(|e| e.into_inner()) {
             self.view.releasedir(fh);
         }
         if ctx.ino != ROOT_INO {
@@ -330,7 +571,22 @@ impl FileSystemContext for HfFs {
         if extra_buffer_is_reparse_point {
             return Err(nt(status::STATUS_NOT_SUPPORTED));
         }
-        let (parent, name) = self.walk_parent(file_name).map_err(fsp)?;
+        let (parent, name) = self.walk_parent(file_name)?;
+        begin();
+        // The case rule holds for new names too: a name the store has in another case is
+        // taken (a case-sensitive store would otherwise get case twins).
+        match self.lookup(parent, &name.to_string_lossy()) {
+            Ok((e, _)) => {
+                self.release_entry(&e);
+                self.release_parent(parent);
+                return Err(nt(status::STATUS_OBJECT_NAME_COLLISION));
+            }
+            Err(FsError::NotFound) => last_status::clear(),
+            Err(e) => {
+                self.release_parent(parent);
+                return Err(fsp(e));
+            }
+        }
         let dir = attrs::wants_directory(create_options);
         let made = if dir {
             self.view
@@ -357,47 +613,73 @@ impl FileSystemContext for HfFs {
         };
         self.release_parent(parent);
         let (entry, fh, dir_fh) = made.map_err(fsp)?;
-        let _ = granted_access;
+        self.changed();
+        let ctx = match self.with_hub_lock(
+            FileCtx::new(entry.attr.ino, dir, fh, dir_fh),
+            granted_access,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(d) = dir_fh {
+                    self.view.releasedir(d);
+                }
+                self.release_entry(&entry);
+                return Err(fsp(e));
+            }
+        };
         self.fill(file_info.as_mut(), &entry.attr);
-        Ok(FileCtx {
-            ino: entry.attr.ino,
-            is_dir: dir,
-            fh,
-            dir_fh,
-            dir_buffer: DirBuffer::new(),
-        })
+        Ok(ctx)
     }
 
     fn cleanup(&self, ctx: &FileCtx, file_name: Option<&U16CStr>, flags: u32) {
+        // The client's handle is closed: its hub lock is released in the store (filelock
+        // unlocks, then closes).
+        ctx.hub_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if flags & CLEANUP_DELETE == 0 {
             return;
         }
+        begin();
+        // `SetDelete` decided this delete and holds the entry open for it; what can still
+        // fail here is a race with another machine (the entry replaced meanwhile), logged.
+        let held = ctx.delete.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(file_name) = file_name else { return };
-        let res = self.walk_parent(file_name).and_then(|(parent, name)| {
-            // The name as the store spells it (the client may have used another case).
-            let real = self
-                .lookup(parent, &name.to_string_lossy())
-                .map(|(e, real)| {
-                    self.release_entry(&e);
-                    real
-                })
-                .unwrap_or(name);
-            let r = if ctx.is_dir {
-                self.view.rmdir(parent, &real)
-            } else {
-                self.view.unlink(parent, &real)
-            };
-            self.release_parent(parent);
-            r
-        });
+        let res = self
+            .walk_parent(file_name)
+            .map_err(|e| format!("NTSTATUS {:#010x}", e.to_ntstatus() as u32))
+            .and_then(|(parent, name)| {
+                // The name as the store spells it (the client may have used another case).
+                let real = self
+                    .lookup(parent, &name.to_string_lossy())
+                    .map(|(e, real)| {
+                        self.release_entry(&e);
+                        real
+                    })
+                    .unwrap_or(name);
+                let r = if ctx.is_dir {
+                    self.view.rmdir(parent, &real)
+                } else {
+                    self.view.unlink(parent, &real)
+                };
+                self.release_parent(parent);
+                r.map_err(|e| e.to_string())
+            });
+        drop(held);
+        self.changed();
         if let Err(e) = res {
-            log::warn!("delete {}: {e}", file_name.to_string_lossy());
+            log::warn!(
+                "delete {} (decided at its disposition) failed: {e}",
+                file_name.to_string_lossy()
+            );
         }
     }
 
     fn flush(&self, ctx: Option<&FileCtx>, file_info: &mut FileInfo) -> winfsp::Result<()> {
         let Some(ctx) = ctx else { return Ok(()) };
-        if let Some(fh) = ctx.fh {
+        begin();
+        if let Some(fh) = ctx.fh() {
             self.view.fsync(fh, false).map_err(fsp)?;
         }
         let a = self.attr_of(ctx).map_err(fsp)?;
@@ -406,6 +688,7 @@ impl FileSystemContext for HfFs {
     }
 
     fn get_file_info(&self, ctx: &FileCtx, file_info: &mut FileInfo) -> winfsp::Result<()> {
+        begin();
         let a = self.attr_of(ctx).map_err(fsp)?;
         self.fill(file_info, &a);
         Ok(())
@@ -435,11 +718,13 @@ impl FileSystemContext for HfFs {
         _extra_buffer: Option<&[u8]>,
         file_info: &mut FileInfo,
     ) -> winfsp::Result<()> {
+        begin();
         let set = SetAttr {
             size: Some(0),
             ..SetAttr::default()
         };
-        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh).map_err(fsp)?;
+        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
+        self.changed();
         self.fill(file_info, &a);
         Ok(())
     }
@@ -451,9 +736,11 @@ impl FileSystemContext for HfFs {
         marker: DirMarker,
         buffer: &mut [u8],
     ) -> winfsp::Result<u32> {
-        let Some(dir_fh) = ctx.dir_fh else {
+        if !ctx.is_dir {
             return Err(nt(status::STATUS_NOT_A_DIRECTORY));
-        };
+        }
+        begin();
+        let dir_fh = self.dir_handle(ctx).map_err(fsp)?;
         if let Ok(lock) = ctx.dir_buffer.acquire(marker.is_none(), None) {
             let pattern = pattern.map(|p| p.to_string_lossy());
             let mut entries: Vec<(String, Attr)> = Vec::new();
@@ -515,12 +802,12 @@ impl FileSystemContext for HfFs {
         new_file_name: &U16CStr,
         replace_if_exists: bool,
     ) -> winfsp::Result<()> {
-        let (from_dir, from_name) = self.walk_parent(file_name).map_err(fsp)?;
-        let from_real = match self.lookup(from_dir, &from_name.to_string_lossy()) {
-            Ok((e, real)) => {
-                self.release_entry(&e);
-                real
-            }
+        begin();
+        // The access check of the new name may have kept a walk: not ours to use.
+        self.drop_cached_walk();
+        let (from_dir, from_name) = self.walk_parent(file_name)?;
+        let (source, from_real) = match self.lookup(from_dir, &from_name.to_string_lossy()) {
+            Ok(x) => x,
             Err(e) => {
                 self.release_parent(from_dir);
                 return Err(fsp(e));
@@ -529,20 +816,58 @@ impl FileSystemContext for HfFs {
         let (to_dir, to_name) = match self.walk_parent(new_file_name) {
             Ok(x) => x,
             Err(e) => {
+                self.release_entry(&source);
                 self.release_parent(from_dir);
-                return Err(fsp(e));
+                return Err(e);
             }
         };
-        let flags = if replace_if_exists {
+        let release = || {
+            self.release_entry(&source);
+            self.release_parent(from_dir);
+            self.release_parent(to_dir);
+        };
+        // The case rule for the target: a name the store has in another case is that name
+        // (refused without replace; replaced, keeping its spelling, with it) — unless it is
+        // the source itself (a rename that only changes case).
+        let mut target = to_name.clone();
+        match self.lookup(to_dir, &to_name.to_string_lossy()) {
+            Ok((e, real)) => {
+                let is_source = self.view.same_store_entry(e.attr.ino, source.attr.ino);
+                self.release_entry(&e);
+                if !is_source {
+                    target = real;
+                }
+            }
+            Err(FsError::NotFound) => last_status::clear(),
+            Err(e) => {
+                release();
+                return Err(fsp(e));
+            }
+        }
+        // Windows' `os.rename` never replaces; the hub's download ends with one onto its
+        // blob, which on Linux replaces a blob another machine stored meanwhile.
+        let download = !replace_if_exists
+            && self
+                .view
+                .is_blob_download(from_dir, &from_real, to_dir, &target);
+        let flags = if replace_if_exists || download {
             0
         } else {
             libc::RENAME_NOREPLACE
         };
-        let res = self
+        let mut res = self
             .view
-            .rename(from_dir, &from_real, to_dir, &to_name, flags);
-        self.release_parent(from_dir);
-        self.release_parent(to_dir);
+            .rename(from_dir, &from_real, to_dir, &target, flags);
+        if download && matches!(res, Err(FsError::Store(_))) {
+            // The blob is in use (a reader holds it open): done if it has these bytes.
+            match self.view.settle_blob_download(to_dir, &from_real, &target) {
+                Ok(true) => res = Ok(()),
+                Ok(false) => {}
+                Err(e) => log::debug!("blob download: comparing with the blob: {e}"),
+            }
+        }
+        release();
+        self.changed();
         res.map_err(fsp)
     }
 
@@ -556,12 +881,13 @@ impl FileSystemContext for HfFs {
         _last_change_time: u64,
         file_info: &mut FileInfo,
     ) -> winfsp::Result<()> {
+        begin();
         let set = SetAttr {
             atime: attrs::from_filetime(last_access_time).map(TimeSet::At),
             mtime: attrs::from_filetime(last_write_time).map(TimeSet::At),
             ..SetAttr::default()
         };
-        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh).map_err(fsp)?;
+        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
         self.fill(file_info, &a);
         Ok(())
     }
@@ -569,18 +895,33 @@ impl FileSystemContext for HfFs {
     fn set_delete(
         &self,
         ctx: &FileCtx,
-        _file_name: &U16CStr,
+        file_name: &U16CStr,
         delete_file: bool,
     ) -> winfsp::Result<()> {
+        let mut held = ctx.delete.lock().unwrap_or_else(|e| e.into_inner());
         if !delete_file {
+            *held = None;
             return Ok(());
         }
+        begin();
         if self.read_only {
             return Err(fsp(FsError::ReadOnly));
         }
         if ctx.is_dir && !self.list(ctx.ino).map_err(fsp)?.is_empty() {
             return Err(fsp(FsError::NotEmpty));
         }
+        // Everything that can refuse the delete answers now, while the client can still be
+        // told; the cleanup that deletes only carries it out.
+        let (parent, name) = self.walk_parent(file_name)?;
+        let decided = match self.lookup(parent, &name.to_string_lossy()) {
+            Ok((e, real)) => {
+                self.release_entry(&e);
+                self.view.decide_delete(parent, &real, ctx.is_dir)
+            }
+            Err(e) => Err(e),
+        };
+        self.release_parent(parent);
+        *held = Some(decided.map_err(fsp)?);
         Ok(())
     }
 
@@ -591,12 +932,18 @@ impl FileSystemContext for HfFs {
         set_allocation_size: bool,
         file_info: &mut FileInfo,
     ) -> winfsp::Result<()> {
+        begin();
         if !set_allocation_size {
+            if ctx.read_only {
+                self.refuse_write(ctx)?;
+            }
             let set = SetAttr {
                 size: Some(new_size),
                 ..SetAttr::default()
             };
-            self.view.setattr(ctx.ino, &set, ctx.fh).map_err(fsp)?;
+            let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
+            self.fill(file_info, &a);
+            return Ok(());
         }
         let a = self.attr_of(ctx).map_err(fsp)?;
         self.fill(file_info, &a);
@@ -604,9 +951,14 @@ impl FileSystemContext for HfFs {
     }
 
     fn read(&self, ctx: &FileCtx, buffer: &mut [u8], offset: u64) -> winfsp::Result<u32> {
-        let fh = ctx
-            .fh
-            .ok_or_else(|| nt(status::STATUS_FILE_IS_A_DIRECTORY))?;
+        begin();
+        let fh = ctx.fh().ok_or_else(|| {
+            nt(if ctx.is_dir {
+                status::STATUS_FILE_IS_A_DIRECTORY
+            } else {
+                status::STATUS_INVALID_DEVICE_REQUEST
+            })
+        })?;
         let len = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
         let data = self.view.read(fh, offset, len).map_err(fsp)?;
         if data.is_empty() && !buffer.is_empty() {
@@ -625,13 +977,24 @@ impl FileSystemContext for HfFs {
         constrained_io: bool,
         file_info: &mut FileInfo,
     ) -> winfsp::Result<u32> {
-        let fh = ctx
-            .fh
-            .ok_or_else(|| nt(status::STATUS_FILE_IS_A_DIRECTORY))?;
-        let size = self.attr_of(ctx).map_err(fsp)?.size;
-        let offset = if write_to_eof { size } else { offset };
+        begin();
+        if ctx.is_dir {
+            return Err(nt(status::STATUS_FILE_IS_A_DIRECTORY));
+        }
+        let fh = self.refuse_write(ctx)?;
+        // The size is needed before the write only to place or bound it: one stat per
+        // write otherwise (the one that reports the new size).
+        let size = if write_to_eof || constrained_io {
+            Some(self.attr_of(ctx).map_err(fsp)?.size)
+        } else {
+            None
+        };
+        let offset = match size {
+            Some(size) if write_to_eof => size,
+            _ => offset,
+        };
         let mut data = buffer;
-        if constrained_io {
+        if let (true, Some(size)) = (constrained_io, size) {
             if offset >= size {
                 let a = self.attr_of(ctx).map_err(fsp)?;
                 self.fill(file_info, &a);
@@ -646,7 +1009,126 @@ impl FileSystemContext for HfFs {
         Ok(n)
     }
 
+    /// `CreateSymbolicLinkW` through the volume (WinFsp's driver has checked the client's
+    /// right to create symbolic links): the empty file or directory the client just created
+    /// is replaced by a link in the store, made by the view's `symlink` (a relative POSIX
+    /// text, kept inside the store as for every link made through the view). The name then
+    /// shows as its target's file or directory, as every link does.
+    fn set_reparse_point(
+        &self,
+        ctx: &FileCtx,
+        file_name: &U16CStr,
+        buffer: &[u8],
+    ) -> winfsp::Result<()> {
+        begin();
+        let text = match crate::links::reparse::parse(buffer) {
+            Some(crate::links::reparse::Reparse::Link(l))
+                if crate::links::reparse::tag(buffer)
+                    == Some(crate::links::reparse::IO_REPARSE_TAG_SYMLINK)
+                    && !l.absolute =>
+            {
+                l.text
+            }
+            // Junctions, absolute targets (another drive, a UNC path) and other kinds are
+            // not links the store can keep for every machine.
+            _ => return Err(nt(status::STATUS_IO_REPARSE_TAG_NOT_HANDLED)),
+        };
+        let text = String::from_utf8_lossy(&text)
+            .split('\\')
+            .map(|c| names::from_windows(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let a = self.attr_of(ctx).map_err(fsp)?;
+        let empty = if ctx.is_dir {
+            self.list(ctx.ino).map_err(fsp)?.is_empty()
+        } else {
+            a.size == 0
+        };
+        if !empty {
+            return Err(nt(if ctx.is_dir {
+                status::STATUS_DIRECTORY_NOT_EMPTY
+            } else {
+                status::STATUS_IO_REPARSE_DATA_INVALID
+            }));
+        }
+        let (parent, name) = self.walk_parent(file_name)?;
+        // The client's own handle on the entry must not keep its name alive (stores without
+        // POSIX deletes remove a name at its last close): the context reads nothing more.
+        if let Some(fh) = ctx.fh()
+            && !ctx.released.swap(true, Ordering::Relaxed)
+        {
+            self.view.release(fh, None);
+        }
+        let res = self
+            .lookup(parent, &name.to_string_lossy())
+            .and_then(|(e, real)| {
+                self.release_entry(&e);
+                if ctx.is_dir {
+                    self.view.rmdir(parent, &real)?;
+                } else {
+                    self.view.unlink(parent, &real)?;
+                }
+                let made = self
+                    .view
+                    .symlink(parent, &real, Path::new(&text), Caller::default());
+                if made.is_err() {
+                    // Put back what the client created, so its own clean-up finds it.
+                    let back = if ctx.is_dir {
+                        self.view
+                            .mkdir(parent, &real, attrs::new_mode(true), 0, Caller::default())
+                    } else {
+                        self.view.mknod(
+                            parent,
+                            &real,
+                            libc::S_IFREG | attrs::new_mode(false),
+                            0,
+                            Caller::default(),
+                        )
+                    };
+                    if let Ok(e) = back {
+                        self.release_entry(&e);
+                    }
+                }
+                made
+            });
+        self.release_parent(parent);
+        self.changed();
+        let entry = res.map_err(fsp)?;
+        // The link's transient entry holds one lookup, as a reply to the kernel would.
+        self.view.forget(entry.attr.ino, 1);
+        Ok(())
+    }
+
+    fn get_reparse_point(
+        &self,
+        _ctx: &FileCtx,
+        _file_name: &U16CStr,
+        _buffer: &mut [u8],
+    ) -> winfsp::Result<u64> {
+        // Nothing shown is a reparse point (links show as their targets).
+        Err(nt(status::STATUS_NOT_A_REPARSE_POINT))
+    }
+
+    fn get_reparse_point_by_name(
+        &self,
+        _file_name: &U16CStr,
+        _is_directory: bool,
+        _buffer: &mut [u8],
+    ) -> winfsp::Result<u64> {
+        Err(nt(status::STATUS_NOT_A_REPARSE_POINT))
+    }
+
+    fn delete_reparse_point(
+        &self,
+        _ctx: &FileCtx,
+        _file_name: &U16CStr,
+        _buffer: &[u8],
+    ) -> winfsp::Result<()> {
+        Err(nt(status::STATUS_NOT_A_REPARSE_POINT))
+    }
+
     fn get_volume_info(&self, out: &mut VolumeInfo) -> winfsp::Result<()> {
+        begin();
         let s = self.view.statfs().map_err(fsp)?;
         let unit = u64::from(s.frsize.max(1));
         out.total_size = s.blocks.saturating_mul(unit);
@@ -786,6 +1268,54 @@ pub fn load_winfsp() -> Result<(), String> {
     }
 }
 
+/// The UNC prefix the volume carries: `\hfcachefs\<mountpoint>` (`H:` gives
+/// `\hfcachefs\H`; characters other than ASCII letters and digits become `-`), one per
+/// mount so that two mounts on one machine do not share a prefix. With a prefix WinFsp makes
+/// a network volume (`WinFsp.Net`), which Windows treats as a network drive: Explorer
+/// deletes permanently instead of moving to a `$RECYCLE.BIN` at the root of the shared cache.
+pub fn volume_prefix(mountpoint: &Path) -> String {
+    let mp = mountpoint.to_string_lossy();
+    let name: String = mp
+        .trim_end_matches([':', '\\', '/'])
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    let name = if name.is_empty() { "hub" } else { name };
+    let tail = &name[name.len().saturating_sub(64)..];
+    format!("\\hfcachefs\\{tail}")
+}
+
+/// The volume as WinFsp presents it (see `docs/WINDOWS.md`, *What the Windows client sees*).
+fn volume_params(read_only: bool, ttl_ms: u32, prefix: &str) -> VolumeParams {
+    let mut vp = VolumeParams::new();
+    vp.sector_size(4096)
+        .sectors_per_allocation_unit(1)
+        .max_component_length(255)
+        .volume_serial_number(0x4846_4346)
+        .file_info_timeout(ttl_ms)
+        .case_sensitive_search(false)
+        .case_preserved_names(true)
+        .unicode_on_disk(true)
+        .persistent_acls(true)
+        // Reparse points on, with WinFsp's access check of symlink creation: a client
+        // without the right to create symbolic links gets `STATUS_PRIVILEGE_NOT_HELD` from
+        // WinFsp's driver, as from NTFS (WinError 1314: huggingface_hub then writes copies);
+        // one with it gets its link stored in the store (`set_reparse_point`). Nothing shown
+        // is ever a reparse point.
+        .reparse_points(true)
+        .reparse_points_access_check(true)
+        .named_streams(false)
+        .read_only_volume(read_only)
+        // Every handle's cleanup reaches the adapter (a local round trip, not one to the
+        // store): it releases the hub lock a handle holds in the store.
+        .post_cleanup_when_modified_only(false)
+        .pass_query_directory_pattern(true)
+        .prefix(prefix)
+        .filesystem_name("hfcachefs");
+    vp
+}
+
 static STOP: OnceLock<(Mutex<bool>, Condvar)> = OnceLock::new();
 
 unsafe extern "system" fn on_console_event(_event: u32) -> i32 {
@@ -809,28 +1339,9 @@ pub fn run(
     let read_only = cfg.view.read_only;
     let sd = security_descriptor(attrs::sddl(read_only))
         .map_err(|e| format!("security descriptor: {e}"))?;
-    let fs = HfFs {
-        view: CacheView::new(store, cfg.view.clone()),
-        read_only,
-        sd,
-    };
-    let mut vp = VolumeParams::new();
+    let fs = HfFs::new(CacheView::new(store, cfg.view.clone()), read_only, sd);
     let ttl_ms = u32::try_from(cfg.view.attr_ttl.as_millis()).unwrap_or(u32::MAX);
-    vp.sector_size(4096)
-        .sectors_per_allocation_unit(1)
-        .max_component_length(255)
-        .volume_serial_number(0x4846_4346)
-        .file_info_timeout(ttl_ms)
-        .case_sensitive_search(false)
-        .case_preserved_names(true)
-        .unicode_on_disk(true)
-        .persistent_acls(true)
-        .reparse_points(false)
-        .named_streams(false)
-        .read_only_volume(read_only)
-        .post_cleanup_when_modified_only(true)
-        .pass_query_directory_pattern(true)
-        .filesystem_name("hfcachefs");
+    let vp = volume_params(read_only, ttl_ms, &volume_prefix(mountpoint));
     let _ = opts.debug;
     // Creating the file system opens WinFsp's driver: this is where a machine with the DLL
     // but no working driver (not installed, not started, or no kernel as under wine) stops.
@@ -890,6 +1401,47 @@ mod scenarios;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Explorer deletes permanently on network volumes only: the volume carries a UNC
+    /// prefix, which makes WinFsp create it as a network volume (`WinFsp.Net`). Symlink
+    /// creation is checked by WinFsp's driver for the client's right (reparse points with
+    /// access check), so a client without it gets `STATUS_PRIVILEGE_NOT_HELD`.
+    #[test]
+    fn the_volume_is_a_network_volume() {
+        assert_eq!(volume_prefix(Path::new("H:")), "\\hfcachefs\\H");
+        assert_eq!(
+            volume_prefix(Path::new("C:\\mnt\\hub cache\\")),
+            "\\hfcachefs\\C--mnt-hub-cache"
+        );
+        let prefix = volume_prefix(Path::new("H:"));
+        let vp = volume_params(false, 1000, &prefix);
+        let size = std::mem::size_of::<VolumeParams>();
+        // SAFETY: `VolumeParams` is a `repr(transparent)` wrapper of WinFsp's
+        // `FSP_FSCTL_VOLUME_PARAMS`; reading its `size` bytes is reading that struct.
+        let b =
+            unsafe { std::slice::from_raw_parts((&vp as *const VolumeParams).cast::<u8>(), size) };
+        // Layout (WinFsp's fsctl.h): four UINT16, a UINT64, six UINT32 (the last holds the
+        // flag bits), then `WCHAR Prefix[192]` at byte 40. Checked on known fields first.
+        assert_eq!(u16::from_le_bytes([b[2], b[3]]), 4096, "SectorSize at 2");
+        assert_eq!(
+            u32::from_le_bytes([b[16], b[17], b[18], b[19]]),
+            0x4846_4346,
+            "VolumeSerialNumber at 16"
+        );
+        // The flag bits (UINT32 at 36): ReparsePoints is bit 4, ReparsePointsAccessCheck 5.
+        let flags = u32::from_le_bytes([b[36], b[37], b[38], b[39]]);
+        assert_eq!(
+            flags & 0b11_0000,
+            0b11_0000,
+            "reparse points with access check"
+        );
+        let prefix: Vec<u16> = b[40..40 + 2 * 192]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&c| c != 0)
+            .collect();
+        assert_eq!(String::from_utf16_lossy(&prefix), "\\hfcachefs\\H");
+    }
 
     #[test]
     fn sddl_converts_to_a_descriptor() {

@@ -12,9 +12,10 @@
 //! any extension) are valid NT names and are shown unchanged; Win32 programs reach them with
 //! `\\?\` paths only. Hub caches contain none of these in practice.
 //!
-//! **Case.** The volume is case-insensitive and case-preserving, the store case-sensitive.
+//! **Case.** The volume is case-insensitive and case-preserving; the store may be either.
 //! A lookup takes the exact name if it exists, else the name that folds to the same upper
-//! case and sorts first in ordinal (code point) order. A listing shows only that first name
+//! case and sorts first in ordinal (code point) order (among the spellings the store
+//! reports for the name: `docs/WINDOWS.md`, *Case*). A listing shows only that first name
 //! of each group of names that differ only in case; the others stay reachable by their exact
 //! spelling and are logged once.
 
@@ -106,17 +107,18 @@ pub fn fold(name: &str) -> String {
 /// The store name a case-insensitive lookup of `wanted` finds among `names`: the exact name,
 /// else the ordinal-first name with the same fold.
 pub fn resolve_case<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    case_candidates(wanted, names).into_iter().next()
+}
+
+/// The names among `names` that a case-insensitive lookup of `wanted` may find, in the rule's
+/// order: the exact name first, then the others with the same fold in ordinal order (a
+/// caller whose first candidate turns out hidden takes the next).
+pub fn case_candidates<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let key = fold(wanted);
-    let mut best: Option<&'a str> = None;
-    for n in names {
-        if n == wanted {
-            return Some(n);
-        }
-        if fold(n) == key && best.is_none_or(|b| n < b) {
-            best = Some(n);
-        }
-    }
-    best
+    let mut out: Vec<&'a str> = names.into_iter().filter(|n| fold(n) == key).collect();
+    out.sort_by(|a, b| (*a != wanted).cmp(&(*b != wanted)).then_with(|| a.cmp(b)));
+    out.dedup();
+    out
 }
 
 /// For a listing: `true` for each name that is shown, `false` for names hidden because an
@@ -206,6 +208,14 @@ mod tests {
             "ordinal first"
         );
         assert_eq!(resolve_case("missing", names), None);
+        assert_eq!(
+            case_candidates("CONFIG.json", names),
+            ["Config.json", "config.JSON"]
+        );
+        assert_eq!(
+            case_candidates("config.JSON", names),
+            ["config.JSON", "Config.json"]
+        );
         assert_eq!(fold("straße"), "STRAßE");
         assert_eq!(fold("ÄÖü"), "ÄÖÜ");
     }

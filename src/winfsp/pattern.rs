@@ -8,56 +8,100 @@
 
 use super::names::fold;
 
-/// True if `name` matches `pattern`.
+/// True if `name` matches `pattern`. Decided for every name: states (pattern position, name
+/// position) already known not to match are not explored again, so any pattern over any
+/// name takes at most (pattern length + 1) × (name length + 1) states. Should the step
+/// budget still run out, the entry is *included*: WinFsp's driver applies the pattern to
+/// every entry again, so including costs nothing while dropping would lose the entry.
 pub fn matches(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = fold(pattern).chars().collect();
     let n: Vec<char> = fold(name).chars().collect();
     if p.is_empty() || (p.len() == 1 && p[0] == '*') {
         return true;
     }
-    let last_dot = n.iter().rposition(|&c| c == '.');
-    go(&p, &n, 0, 0, last_dot, &mut 0)
+    let mut m = Matcher {
+        last_dot: n.iter().rposition(|&c| c == '.'),
+        failed: vec![false; (p.len() + 1) * (n.len() + 1)],
+        budget: BUDGET,
+        p,
+        n,
+    };
+    match m.go(0, 0) {
+        Some(found) => found,
+        None => {
+            log::debug!("pattern {pattern:?} on {name:?}: step budget spent; entry included");
+            true
+        }
+    }
 }
 
-/// Backtracking matcher; `budget` bounds pathological patterns.
-fn go(
-    p: &[char],
-    n: &[char],
-    i: usize,
-    j: usize,
+/// Steps a single match may take.
+const BUDGET: u32 = 1_000_000;
+
+struct Matcher {
+    p: Vec<char>,
+    n: Vec<char>,
     last_dot: Option<usize>,
-    budget: &mut u32,
-) -> bool {
-    *budget += 1;
-    if *budget > 100_000 {
-        return false;
-    }
-    if i == p.len() {
-        return j == n.len();
-    }
-    match p[i] {
-        '*' => (j..=n.len()).any(|k| go(p, n, i + 1, k, last_dot, budget)),
-        '<' => {
-            // Any run that does not pass the name's last dot.
-            let end = last_dot.map_or(n.len(), |d| if j <= d { d } else { n.len() });
-            (j..=end).any(|k| go(p, n, i + 1, k, last_dot, budget))
+    /// States (i, j) that cannot match, at `i * (n.len() + 1) + j`.
+    failed: Vec<bool>,
+    budget: u32,
+}
+
+impl Matcher {
+    /// Whether `p[i..]` matches `n[j..]`; `None` once the budget is spent.
+    fn go(&mut self, i: usize, j: usize) -> Option<bool> {
+        let slot = i * (self.n.len() + 1) + j;
+        if self.failed[slot] {
+            return Some(false);
         }
-        '?' => j < n.len() && go(p, n, i + 1, j + 1, last_dot, budget),
-        '>' => {
-            if j == n.len() || n[j] == '.' {
-                go(p, n, i + 1, j, last_dot, budget)
-            } else {
-                go(p, n, i + 1, j + 1, last_dot, budget)
+        self.budget = self.budget.checked_sub(1)?;
+        let found = self.step(i, j)?;
+        if !found {
+            self.failed[slot] = true;
+        }
+        Some(found)
+    }
+
+    fn step(&mut self, i: usize, j: usize) -> Option<bool> {
+        let (p, n) = (&self.p, &self.n);
+        if i == p.len() {
+            return Some(j == n.len());
+        }
+        let len = n.len();
+        match p[i] {
+            '*' => self.any(i + 1, j, len),
+            '<' => {
+                // Any run that does not pass the name's last dot.
+                let end = self.last_dot.map_or(len, |d| if j <= d { d } else { len });
+                self.any(i + 1, j, end)
+            }
+            '?' => Some(j < len && self.go(i + 1, j + 1)?),
+            '>' => {
+                if j == len || n[j] == '.' {
+                    self.go(i + 1, j)
+                } else {
+                    self.go(i + 1, j + 1)
+                }
+            }
+            '"' => {
+                if j == len {
+                    self.go(i + 1, j)
+                } else {
+                    Some(n[j] == '.' && self.go(i + 1, j + 1)?)
+                }
+            }
+            c => Some(j < len && n[j] == c && self.go(i + 1, j + 1)?),
+        }
+    }
+
+    /// Whether `p[i..]` matches `n[k..]` for some `k` in `from..=to`.
+    fn any(&mut self, i: usize, from: usize, to: usize) -> Option<bool> {
+        for k in from..=to {
+            if self.go(i, k)? {
+                return Some(true);
             }
         }
-        '"' => {
-            if j == n.len() {
-                go(p, n, i + 1, j, last_dot, budget)
-            } else {
-                n[j] == '.' && go(p, n, i + 1, j + 1, last_dot, budget)
-            }
-        }
-        c => j < n.len() && n[j] == c && go(p, n, i + 1, j + 1, last_dot, budget),
+        Some(false)
     }
 }
 
@@ -104,5 +148,19 @@ mod tests {
     fn pathological_patterns_terminate() {
         let name = "a".repeat(200);
         assert!(!matches(&"*a".repeat(30).replace("a", "b"), &name));
+    }
+
+    /// DOS stars (`<`, what Win32 makes of `*` before a dot) can make a plain backtracking
+    /// search explore a great many placements before it finds a match: this one takes more
+    /// than 100,000 steps that way. It is found, not dropped.
+    #[test]
+    fn long_searches_are_decided_not_dropped() {
+        let (pattern, name) = ("<.<<<<<<<>", "b.bb..b...aab.");
+        assert!(matches(pattern, name));
+        assert!(!matches(pattern, "bbb"));
+        let name = format!("{}c{}b", "a".repeat(150), "a".repeat(30));
+        let pattern = format!("{}b", "*a".repeat(30));
+        assert!(matches(&pattern, &name));
+        assert!(!matches(&format!("{pattern}x"), &name));
     }
 }

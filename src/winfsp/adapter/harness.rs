@@ -7,7 +7,8 @@
 //! which does not exist under wine. So the harness replays what those functions do, in their
 //! order and with their arguments:
 //! - create (`FILE_OPEN`): `GetSecurityByName` of the file (the access check), then `Open`
-//!   with the granted access; `FILE_CREATE`: `GetSecurityByName` of the parent, then `Create`
+//!   with the granted access; `FILE_CREATE`: `GetSecurityByName` of the parent (a missing
+//!   parent is `STATUS_OBJECT_PATH_NOT_FOUND`, as `FspAccessCheckEx` reports it), then `Create`
 //!   (`MAXIMUM_ALLOWED` becomes `FILE_ALL_ACCESS`); `FILE_OVERWRITE_IF`: open, then
 //!   `Overwrite`, or create where the open finds nothing;
 //! - cleanup: `Cleanup` with the file name and `FspCleanupDelete` only when the handle had a
@@ -17,7 +18,13 @@
 //!   from the `FSP_FSCTL_DIR_INFO` records that WinFsp's own directory buffer
 //!   (`FspFileSystemAddDirInfo`, `FspFileSystemReadDirectoryBuffer` in the real DLL) wrote;
 //! - set information: disposition → `SetDelete`; rename → the access check of the new name,
-//!   then `Rename` with `ReplaceIfExists`.
+//!   then `Rename` with `ReplaceIfExists`;
+//! - `FSCTL_SET_REPARSE_POINT` (a symlink): `SetReparsePoint` on the file just created, as
+//!   WinFsp's driver sends it once it has checked the client's right (not replayed: the
+//!   driver's refusal to clients without it).
+//!
+//! [`Host::another_machine`] is a second file system over the same store directory: what
+//! a second machine's mount shares with the first is the store alone.
 //!
 //! Invariants: every context the harness opens is cleaned up and closed, on errors too, as
 //! WinFsp does; no test asserts a duration.
@@ -46,6 +53,8 @@ pub const STATUS_OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034u32 as i32;
 pub const STATUS_OBJECT_NAME_COLLISION: i32 = 0xC000_0035u32 as i32;
 pub const STATUS_DIRECTORY_NOT_EMPTY: i32 = 0xC000_0101u32 as i32;
 pub const STATUS_END_OF_FILE: i32 = 0xC000_0011u32 as i32;
+pub const STATUS_OBJECT_PATH_NOT_FOUND: i32 = 0xC000_003Au32 as i32;
+pub const STATUS_SHARING_VIOLATION: i32 = 0xC000_0043u32 as i32;
 
 /// `FSP_FSCTL_OPEN_FILE_INFO`, as WinFsp's create dispatch passes it to `Open`/`Create`.
 #[repr(C)]
@@ -74,7 +83,7 @@ pub struct Listed {
 /// A store in a temporary directory and the file system over it.
 pub struct Host {
     pub fs: HfFs,
-    dir: tempfile::TempDir,
+    dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 fn w(path: &str) -> U16CString {
@@ -91,10 +100,23 @@ impl Host {
     /// A host over an empty store.
     pub fn new() -> Host {
         let dir = tempfile::tempdir().expect("temporary directory");
-        Self::over(dir)
+        Self::over(std::sync::Arc::new(dir))
     }
 
-    fn over(dir: tempfile::TempDir) -> Host {
+    /// A host over an empty store in a new directory below `parent` (e.g. one that processes
+    /// outside the harness can reach by a path of their own).
+    pub fn new_in(parent: &std::path::Path) -> Host {
+        let dir = tempfile::tempdir_in(parent).expect("temporary directory");
+        Self::over(std::sync::Arc::new(dir))
+    }
+
+    /// Another machine's mount of the same store: a file system of its own (its own view,
+    /// store handles and locks) over the same directory.
+    pub fn another_machine(&self) -> Host {
+        Self::over(self.dir.clone())
+    }
+
+    fn over(dir: std::sync::Arc<tempfile::TempDir>) -> Host {
         // WinFsp's DLL is a delay import: load it as `mount` does (on Windows from WinFsp's
         // install directory; under the project's wine check from the prefix's system32).
         super::load_winfsp().expect("WinFsp's DLL");
@@ -105,11 +127,7 @@ impl Host {
         cfg.view.xsym = true;
         let sd = security_descriptor(attrs::sddl(false)).expect("security descriptor");
         Host {
-            fs: HfFs {
-                view: CacheView::new(store, cfg.view.clone()),
-                read_only: false,
-                sd,
-            },
+            fs: HfFs::new(CacheView::new(store, cfg.view.clone()), false, sd),
             dir,
         }
     }
@@ -163,6 +181,19 @@ impl Host {
         })
     }
 
+    /// `CreateFileW(OPEN_ALWAYS)` with read and write access (`FILE_OPEN_IF`), as the CRT's
+    /// `open(O_RDWR | O_CREAT)` does: open, or create where nothing is there.
+    pub fn open_always(&self, path: &str) -> Result<Opened, i32> {
+        match self.open(
+            path,
+            FILE_NON_DIRECTORY_FILE,
+            FILE_GENERIC_READ | FILE_GENERIC_WRITE,
+        ) {
+            Err(STATUS_OBJECT_NAME_NOT_FOUND) => self.create(path, false),
+            other => other,
+        }
+    }
+
     /// `IRP_MJ_CREATE` with `FILE_CREATE`: access check of the parent, then `Create`.
     pub fn create(&self, path: &str, dir: bool) -> Result<Opened, i32> {
         let name = w(path);
@@ -170,7 +201,15 @@ impl Host {
             Some(i) => w(&path[..i]),
             None => w(""),
         };
-        nt(self.fs.get_security_by_name(&parent, None, |_| None))?;
+        // WinFsp's access check of the parent (`FspAccessCheckEx` with `CheckParentDirectory`)
+        // reports a missing parent as a missing path.
+        nt(self.fs.get_security_by_name(&parent, None, |_| None)).map_err(|e| {
+            if e == STATUS_OBJECT_NAME_NOT_FOUND {
+                STATUS_OBJECT_PATH_NOT_FOUND
+            } else {
+                e
+            }
+        })?;
         let mut raw = RawOpenFileInfo {
             file_info: FileInfo::default(),
             normalized_name: std::ptr::null_mut(),
@@ -289,6 +328,27 @@ impl Host {
         self.fs.cleanup(&o.ctx, Some(&name), CLEANUP_DELETE);
         self.fs.close(o.ctx);
         Ok(())
+    }
+
+    /// `CreateSymbolicLinkW` by a client with the right to create symbolic links (WinFsp's
+    /// driver checks it before the request reaches the file system): create the file
+    /// (`FILE_CREATE`, `FILE_OPEN_REPARSE_POINT`), `FSCTL_SET_REPARSE_POINT` with a relative
+    /// symlink buffer (`\`-separated, as Windows writes it) → `SetReparsePoint`, then close.
+    pub fn symlink(&self, path: &str, target: &str) -> Result<(), i32> {
+        let o = self.create(path, false)?;
+        let buf = crate::links::reparse::relative_symlink_buffer(target).expect("short target");
+        let r = nt(self.fs.set_reparse_point(&o.ctx, &w(path), &buf));
+        if r.is_err() {
+            // CreateSymbolicLinkW deletes the file it created when the link is refused.
+            let name = w(path);
+            if nt(self.fs.set_delete(&o.ctx, &name, true)).is_ok() {
+                self.fs.cleanup(&o.ctx, Some(&name), CLEANUP_DELETE);
+                self.fs.close(o.ctx);
+                return r;
+            }
+        }
+        self.close(o);
+        r
     }
 
     /// `MoveFileExW`: open the source with `DELETE`, the access check of the target (when it
