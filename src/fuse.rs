@@ -40,6 +40,7 @@ impl FuseFs {
     /// Wraps a view; `passthrough` asks for kernel passthrough of blob reads.
     pub fn new(view: Arc<CacheView>, passthrough: bool, stats: Arc<Stats>) -> Self {
         stats.passthrough.store(passthrough, Ordering::Relaxed);
+        let _ = stats.dedupe.set(view.dedupe_counters());
         FuseFs {
             view,
             passthrough: AtomicBool::new(passthrough),
@@ -128,6 +129,10 @@ impl FuseFs {
         match grant {
             Grant::Passthrough(Backing { id, .. }) => {
                 Stats::bump(&self.stats.passthrough_opens, 1);
+                if writable {
+                    // Its writes go to the store without the daemon: hashed at close instead.
+                    self.view.writes_bypass(o.fh);
+                }
                 // FOPEN_KEEP_CACHE must not be combined with passthrough.
                 reply.passthrough(o.fh, id);
             }

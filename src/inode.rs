@@ -138,6 +138,11 @@ impl InodeTable {
         ino
     }
 
+    /// The inode number of the node with `key`, if the kernel holds one.
+    pub fn ino_of(&self, key: &Key) -> Option<Ino> {
+        self.by_key.get(key).copied()
+    }
+
     /// Records how the node was last reached (see [`Node::via_link`], [`Node::guards`]).
     pub fn set_reach(&mut self, ino: Ino, via_link: bool, guards: Guards) {
         if let Some(node) = self.nodes.get_mut(&ino) {

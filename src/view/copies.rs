@@ -1,0 +1,434 @@
+//! Copies become links as they are written: a client that writes no symlinks (Windows through
+//! WinFsp or Samba, `HF_HUB_DISABLE_SYMLINKS=1`, other tools) leaves the store as a symlinking
+//! client would have — one `blobs/<etag>` per content, each snapshot entry a relative link.
+//!
+//! - **A repo blob renamed into the same repo's `snapshots/`** (the hub's move of a new blob)
+//!   is stored as a link to the blob; the blob stays (see [`CacheView::rename_blob_as_link`]).
+//! - **A regular file in `<repo>/snapshots/`** written through the view is examined when it
+//!   is complete: at the release of its last writable handle, and when a rename puts it in
+//!   place with no writer left. If a blob of the repo has its content it becomes a link to
+//!   it; otherwise its content becomes the blob under the name the hub would use
+//!   ([`crate::hub::naming_rule`]) and the entry a link to it.
+//! - **Hashing**: bytes written in order through the view are hashed as they arrive
+//!   ([`Stream`]), so deciding at the end reads nothing again; a file written out of order,
+//!   truncated, or written where the view does not see its writes (kernel passthrough) is
+//!   read once at the end instead.
+//!
+//! Invariants (never a wrong link):
+//! - A link is made only to a blob whose name equals the entry's digest (sha256 or git blob
+//!   sha1 as its name's length says); a blob reached through a link (a shared payload, whose
+//!   own name is not a hash the view can compute) is also compared byte for byte.
+//! - A blob name is never replaced (`link(2)` / `RENAME_NOREPLACE`).
+//! - The replacement is one `rename` of a complete link over the entry, made under
+//!   [`Copies::name_lock`] after checking that the entry is still the file that was hashed
+//!   and that no handle has it open for writing; writable opens, renames, unlinks and
+//!   truncations through the view take the same lock, so none of them interleaves with it.
+//! - A conversion that cannot be made leaves the copy as it is (logged); the client's
+//!   operation never fails because of it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::CacheView;
+#[cfg(windows)]
+use crate::compat::libc;
+use crate::hub::hash::{Algos, Digests, Stream, hash_path};
+use crate::hub::{self, SnapshotEntry};
+use crate::inode::{Ino, Key};
+use crate::path::StorePath;
+use crate::resolve::{LinkSource, Resolver};
+use crate::stats::DedupeCounters;
+use crate::store::{Kind, Meta};
+
+/// One file being written through the view.
+#[derive(Debug, Default)]
+struct Tracker {
+    stream: Stream,
+    /// Created, written or truncated since it was opened.
+    dirty: bool,
+}
+
+/// The view's state for deduplicating copies.
+#[derive(Debug, Default)]
+pub(super) struct Copies {
+    trackers: Mutex<HashMap<Ino, Arc<Mutex<Tracker>>>>,
+    name_lock: Mutex<()>,
+    /// What was done (shared with the status file).
+    pub counters: Arc<DedupeCounters>,
+}
+
+impl Copies {
+    /// Serialises name changes through the view with the replacement of a copy.
+    pub(super) fn name_lock(&self) -> MutexGuard<'_, ()> {
+        self.name_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tracker(&self, ino: Ino) -> Option<Arc<Mutex<Tracker>>> {
+        self.trackers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ino)
+            .cloned()
+    }
+
+    fn with(&self, ino: Ino, f: impl FnOnce(&mut Tracker)) {
+        if let Some(t) = self.tracker(ino) {
+            f(&mut t.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    /// Starts (or joins) tracking the writes to `ino`; `dirty` if the open created or
+    /// truncated it.
+    pub(super) fn track(&self, ino: Ino, dirty: bool) {
+        let t = self
+            .trackers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ino)
+            .or_default()
+            .clone();
+        let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+        if dirty {
+            // Created or truncated: its content starts afresh.
+            t.stream = Stream::default();
+            t.dirty = true;
+        }
+    }
+
+    /// Bytes written at `offset` through the view.
+    pub(super) fn wrote(&self, ino: Ino, offset: u64, data: &[u8]) {
+        self.with(ino, |t| {
+            t.dirty = true;
+            t.stream.write(offset, data);
+        });
+    }
+
+    /// The file changed in a way the stream cannot follow (truncation, preallocation,
+    /// writes the view does not see).
+    pub(super) fn broken(&self, ino: Ino) {
+        self.with(ino, |t| {
+            t.dirty = true;
+            t.stream.broken();
+        });
+    }
+
+    /// Stops tracking `ino`; its stream if it was written.
+    fn finish(&self, ino: Ino) -> Option<Stream> {
+        let t = self
+            .trackers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ino)?;
+        let t = std::mem::take(&mut *t.lock().unwrap_or_else(|e| e.into_inner()));
+        t.dirty.then_some(t.stream)
+    }
+}
+
+/// A blob a copy may become a link to.
+struct Candidate {
+    name: String,
+    /// `<repo>/blobs/<name>`.
+    path: StorePath,
+    /// The file with the content (the blob itself, or what its link leads to).
+    real: StorePath,
+    meta: Meta,
+}
+
+/// What a conversion did.
+enum Done {
+    /// Linked to an existing blob; `saved` bytes freed.
+    Linked { blob: StorePath, saved: u64 },
+    /// The content became the blob.
+    Moved { blob: StorePath },
+}
+
+/// Counts a conversion in progress while alive.
+struct Pending<'a>(&'a AtomicU64);
+
+impl<'a> Pending<'a> {
+    fn new(c: &'a AtomicU64) -> Self {
+        c.fetch_add(1, Ordering::Relaxed);
+        Pending(c)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl CacheView {
+    /// True if copies written through this view are deduplicated.
+    pub(super) fn dedupes(&self) -> bool {
+        self.config.dedupe && !self.config.read_only
+    }
+
+    /// The deduplication counters (for the status file).
+    pub fn dedupe_counters(&self) -> Arc<DedupeCounters> {
+        self.copies.counters.clone()
+    }
+
+    /// Tracks a writable open of `ino` at store path `real` if it is a snapshot entry.
+    pub(super) fn track_writes(&self, ino: Ino, real: &StorePath, dirty: bool) {
+        if self.dedupes() && SnapshotEntry::parse(real).is_some() {
+            self.copies.track(ino, dirty);
+        }
+    }
+
+    /// The writes of handle `fh` bypass the view (kernel passthrough): the file must be read
+    /// to be hashed.
+    pub fn writes_bypass(&self, fh: u64) {
+        if let Some(h) = self.handles.file(fh) {
+            self.copies.broken(h.ino);
+        }
+    }
+
+    /// Number of handles open for writing on the view inode of the store file `meta`.
+    pub(super) fn writers_of(&self, meta: &Meta) -> usize {
+        let Some(ino) = self.table().ino_of(&Key::File(meta.dev, meta.ino)) else {
+            return 0;
+        };
+        self.handles.writers(ino)
+    }
+
+    /// After the last writable handle of `ino` was closed: deduplicates the file if it is a
+    /// snapshot entry that was written.
+    pub(super) fn written_and_closed(&self, ino: Ino) {
+        if self.handles.writers(ino) > 0 {
+            return;
+        }
+        let Some(stream) = self.copies.finish(ino) else {
+            return;
+        };
+        let Ok(node) = self.node(ino) else {
+            return;
+        };
+        self.dedupe_copy(&node.real, Some(stream));
+    }
+
+    /// `rename(from → to)` of a repo blob into the same repo's snapshots (the hub's move of a
+    /// new blob when it makes no links): a link to the blob is placed at `to` and the blob
+    /// stays. Returns false (nothing done) if this is not such a rename.
+    pub(super) fn rename_blob_as_link(
+        &self,
+        from: &StorePath,
+        to: &StorePath,
+        meta: &Meta,
+        flags: u32,
+    ) -> super::FsResult<bool> {
+        if !self.dedupes() || flags & libc::RENAME_EXCHANGE != 0 {
+            return Ok(false);
+        }
+        let Some((repo, _)) = hub::repo_blob(from) else {
+            return Ok(false);
+        };
+        if SnapshotEntry::parse(to).is_none_or(|e| e.repo != repo) {
+            return Ok(false);
+        }
+        // The blob must show a regular file nobody writes (a link is followed to its file).
+        let file = if meta.kind == Kind::File && !self.store.is_link(from, meta) {
+            meta.clone()
+        } else {
+            match Resolver::new(&self.store).resolve_link(from) {
+                Ok(t) if t.meta.kind == Kind::File => t.meta,
+                _ => return Ok(false),
+            }
+        };
+        if self.writers_of(&file) > 0 {
+            return Ok(false);
+        }
+        self.place_link(&from.relative_from(&to.parent()), to, flags)?;
+        self.copies.counters.linked.fetch_add(1, Ordering::Relaxed);
+        log::info!("rename {from} -> {to}: stored as a link to the blob, which stays");
+        Ok(true)
+    }
+
+    /// Deduplicates the regular file at snapshot entry `path` (see the module doc); `stream`
+    /// holds what was seen of its writes. Never fails: what cannot be done is logged.
+    pub(super) fn dedupe_copy(&self, path: &StorePath, stream: Option<Stream>) {
+        let Some(entry) = SnapshotEntry::parse(path) else {
+            return;
+        };
+        let _pending = Pending::new(&self.copies.counters.pending);
+        log::debug!("dedupe: examining {path}");
+        match self.try_dedupe(path, &entry, stream) {
+            Ok(None) => {}
+            Ok(Some(Done::Linked { blob, saved })) => {
+                let c = &self.copies.counters;
+                c.linked.fetch_add(1, Ordering::Relaxed);
+                c.bytes_saved.fetch_add(saved, Ordering::Relaxed);
+                log::info!("dedupe: {path} is now a link to {blob} ({saved} bytes freed)");
+            }
+            Ok(Some(Done::Moved { blob })) => {
+                self.copies.counters.linked.fetch_add(1, Ordering::Relaxed);
+                log::info!("dedupe: {path} became blob {blob} and a link to it");
+            }
+            Err(why) => log::info!("dedupe: {path} left as a copy: {why}"),
+        }
+    }
+
+    fn try_dedupe(
+        &self,
+        path: &StorePath,
+        entry: &SnapshotEntry,
+        stream: Option<Stream>,
+    ) -> Result<Option<Done>, String> {
+        let meta = match self.store.lstat(path) {
+            Ok(m) => m,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        if meta.kind != Kind::File || self.store.is_link(path, &meta) {
+            return Ok(None);
+        }
+        let blobs = entry.blobs_dir().ok_or("bad repo name")?;
+        let cands = self.candidates(&blobs, &meta);
+        if let Some(c) = cands
+            .iter()
+            .find(|c| (c.meta.dev, c.meta.ino) == (meta.dev, meta.ino))
+        {
+            // Already the blob's content under another name (an interrupted conversion).
+            return self.commit(path, &meta, &c.path, None).map(|()| {
+                Some(Done::Linked {
+                    blob: c.path.clone(),
+                    saved: 0,
+                })
+            });
+        }
+        let trees = hub::tree_etags(&self.store, &entry.repo, &entry.commit);
+        let tree = trees.get(&entry.rel).map(String::as_str);
+        let sibling = if tree.is_none() {
+            hub::sibling_len(&self.store, entry)
+        } else {
+            None
+        };
+        let (rule, mut algos) = hub::naming_rule(tree, sibling, meta.size);
+        for c in &cands {
+            algos = algos.union(Algos::for_name(&c.name));
+        }
+        let digests = self.digests(path, &meta, stream, algos)?;
+        for c in &cands {
+            if digests.for_name(&c.name) != Some(c.name.as_str()) {
+                continue;
+            }
+            if c.real != c.path && !hub::same_bytes(&self.store, path, &c.real).unwrap_or(false) {
+                return Err(format!("{} has the same name but other bytes", c.path));
+            }
+            let saved = if meta.nlink > 1 { 0 } else { meta.size };
+            self.commit(path, &meta, &c.path, None)?;
+            return Ok(Some(Done::Linked {
+                blob: c.path.clone(),
+                saved,
+            }));
+        }
+        let name = hub::new_blob_name(&rule, &digests, meta.size)?;
+        let blob = blobs
+            .join(std::ffi::OsStr::new(&name))
+            .ok_or("bad blob name")?;
+        if self.store.lstat(&blob).is_ok() {
+            return Err(format!("{blob} exists with other content or shows no file"));
+        }
+        self.commit(path, &meta, &blob, Some(&name))?;
+        Ok(Some(Done::Moved { blob }))
+    }
+
+    /// The repo blobs (in directory `blobs`) of `meta`'s size, or that are its inode.
+    fn candidates(&self, blobs: &StorePath, meta: &Meta) -> Vec<Candidate> {
+        let Ok(entries) = self.store.read_dir(blobs) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let Some(name) = e.name.to_str().filter(|n| hub::is_content_name(n)) else {
+                continue;
+            };
+            let Some(p) = blobs.join(&e.name) else {
+                continue;
+            };
+            let Ok(m) = self.store.lstat(&p) else {
+                continue;
+            };
+            let (real, m) = if m.kind == Kind::File && !self.store.is_link(&p, &m) {
+                (p.clone(), m)
+            } else {
+                match Resolver::new(&self.store).resolve_link(&p) {
+                    Ok(t) if t.meta.kind == Kind::File => (t.path, t.meta),
+                    _ => continue,
+                }
+            };
+            if m.size == meta.size || (m.dev, m.ino) == (meta.dev, meta.ino) {
+                out.push(Candidate {
+                    name: name.to_string(),
+                    path: p,
+                    real,
+                    meta: m,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The digests of the file at `path` (`meta`): from the stream when it saw every byte in
+    /// order and computed what `algos` asks, else by reading the file once.
+    fn digests(
+        &self,
+        path: &StorePath,
+        meta: &Meta,
+        stream: Option<Stream>,
+        algos: Algos,
+    ) -> Result<Digests, String> {
+        let streamed = stream
+            .filter(|s| s.intact() && s.len() == meta.size)
+            .and_then(Stream::finish)
+            .filter(|d| {
+                (!algos.sha256 || d.sha256.is_some()) && (!algos.git_sha1 || d.git_sha1.is_some())
+            });
+        if let Some(d) = streamed {
+            return Ok(d);
+        }
+        log::debug!("dedupe: reading {path} to hash it");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let h = hash_path(&self.store, path, algos, &stop, &|_| {}).map_err(|e| e.to_string())?;
+        if !hub::unchanged(meta, &h.meta) {
+            return Err("changed while it was hashed".into());
+        }
+        Ok(h.digests)
+    }
+
+    /// Replaces the entry at `path` (still the file `meta`) with a link to `blob`; with
+    /// `new_name`, first makes the entry's file that blob. Under the name lock, and only if
+    /// no handle has the file open for writing.
+    fn commit(
+        &self,
+        path: &StorePath,
+        meta: &Meta,
+        blob: &StorePath,
+        new_name: Option<&str>,
+    ) -> Result<(), String> {
+        let _names = self.copies.name_lock();
+        if self.writers_of(meta) > 0 {
+            return Err("open for writing again".into());
+        }
+        match self.store.lstat(path) {
+            Ok(now) if hub::unchanged(meta, &now) => {}
+            _ => return Err("changed meanwhile".into()),
+        }
+        if let Some(name) = new_name {
+            hub::make_blob(&self.store, path, blob, name, meta)
+                .map_err(|e| format!("creating {blob}: {e}"))?;
+        }
+        hub::replace_with_link(&self.store, path, blob, meta, "copy")
+            .map_err(|e| format!("replacing it: {e}"))?;
+        if new_name.is_some() {
+            // The file is a blob now: immutable through the view from here on.
+            let ino = self.table().ino_of(&Key::File(meta.dev, meta.ino));
+            if let Some(ino) = ino {
+                self.table().relocate(ino, blob);
+            }
+        }
+        Ok(())
+    }
+}
