@@ -422,12 +422,15 @@ impl CacheView {
         }
         hub::replace_with_link(&self.store, path, blob, meta, "copy")
             .map_err(|e| format!("replacing it: {e}"))?;
-        if new_name.is_some() {
+        let key = Key::File(meta.dev, meta.ino);
+        let mut table = self.table();
+        match (new_name, table.ino_of(&key)) {
             // The file is a blob now: immutable through the view from here on.
-            let ino = self.table().ino_of(&Key::File(meta.dev, meta.ino));
-            if let Some(ino) = ino {
-                self.table().relocate(ino, blob);
-            }
+            (Some(_), Some(ino)) => table.relocate(ino, blob),
+            // The copy's file is gone (or lives on under other names only): its store inode
+            // number may be reused by a new file, which must not inherit this node.
+            (None, Some(_)) => table.detach_key(&key),
+            (_, None) => {}
         }
         Ok(())
     }
