@@ -389,7 +389,7 @@ impl CacheView {
         if let Some(d) = streamed {
             return Ok(d);
         }
-        log::debug!("dedupe: reading {path} to hash it");
+        log::info!("dedupe: reading {path} to hash it");
         let stop = std::sync::atomic::AtomicBool::new(false);
         let h = hash_path(&self.store, path, algos, &stop, &|_| {}).map_err(|e| e.to_string())?;
         if !hub::unchanged(meta, &h.meta) {
