@@ -300,7 +300,19 @@ pub fn make_blob(
         _ => {}
     }
     match store.link(copy, blob) {
-        Ok(()) => return Ok(()),
+        // `link(2)` takes whatever holds the name now: if a racing writer swapped the copy
+        // for a link or another file since it was hashed, the new name is taken back.
+        Ok(()) => {
+            return match store.lstat(blob) {
+                Ok(b) if b.kind == Kind::File && (b.dev, b.ino) == (m.dev, m.ino) => Ok(()),
+                _ => {
+                    let _ = store.unlink(blob);
+                    Err(io::Error::other(
+                        "the copy was replaced while it was linked",
+                    ))
+                }
+            };
+        }
         Err(e)
             if !matches!(
                 e.raw_os_error(),

@@ -416,6 +416,14 @@ impl CacheView {
             Ok(now) if hub::unchanged(meta, &now) => {}
             _ => return Err("changed meanwhile".into()),
         }
+        // The caller (the writer closing the file, or renaming it) must be allowed to make
+        // both changes in the store themselves: replace the entry, and add to `blobs/`.
+        self.check_delete(path, meta)
+            .map_err(|e| format!("the caller may not replace it: {e}"))?;
+        if new_name.is_some() {
+            self.check_delete(blob, meta)
+                .map_err(|e| format!("the caller may not add to {}: {e}", blob.parent()))?;
+        }
         if let Some(name) = new_name {
             hub::make_blob(&self.store, path, blob, name, meta)
                 .map_err(|e| format!("creating {blob}: {e}"))?;
