@@ -47,6 +47,9 @@ struct Tracker {
     stream: Stream,
     /// Created, written or truncated since it was opened.
     dirty: bool,
+    /// Who opened it for writing last: the conversion at its last close is made for them
+    /// (the kernel passes that close on without the writer's identity).
+    writer: Option<super::Caller>,
 }
 
 /// The view's state for deduplicating copies.
@@ -89,6 +92,7 @@ impl Copies {
             .or_default()
             .clone();
         let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+        t.writer = super::access::current();
         if dirty {
             // Created or truncated: its content starts afresh.
             t.stream = Stream::default();
@@ -113,15 +117,15 @@ impl Copies {
         });
     }
 
-    /// Stops tracking `ino`; its stream if it was written.
-    fn finish(&self, ino: Ino) -> Option<Stream> {
+    /// Stops tracking `ino`; its stream and last writer if it was written.
+    fn finish(&self, ino: Ino) -> Option<(Stream, Option<super::Caller>)> {
         let t = self
             .trackers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&ino)?;
         let t = std::mem::take(&mut *t.lock().unwrap_or_else(|e| e.into_inner()));
-        t.dirty.then_some(t.stream)
+        t.dirty.then_some((t.stream, t.writer))
     }
 }
 
@@ -199,12 +203,14 @@ impl CacheView {
         if self.handles.writers(ino) > 0 {
             return;
         }
-        let Some(stream) = self.copies.finish(ino) else {
+        let Some((stream, writer)) = self.copies.finish(ino) else {
             return;
         };
         let Ok(node) = self.node(ino) else {
             return;
         };
+        // Checked as the writer: the view does for them only what they could do themselves.
+        let _as_writer = writer.map(super::access::serving);
         self.dedupe_copy(&node.real, Some(stream));
     }
 
