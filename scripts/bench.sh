@@ -56,6 +56,7 @@ else
     BIG=$((2 << 30)) SMALL_N=10000 SMALL_DIRS=100 MMAP=$((512 << 20)) MMAP_N=50000
     MANY_N=100000 MANY_DIRS=100 WRITE=$((2 << 30)) RUNS=${RUNS:-3} DATA_NAME=full
 fi
+((WRITES_ONLY)) && DATA_NAME=$DATA_NAME-writes
 SMALL_SIZE=4096 MANY_SIZE=64
 CMD_TIMEOUT=900 # seconds for one measured command
 
@@ -235,7 +236,11 @@ fi
 # Data set
 # ---------------------------------------------------------------------------------------------
 PARAMS="BIG=$BIG SMALL_N=$SMALL_N SMALL_DIRS=$SMALL_DIRS SMALL_SIZE=$SMALL_SIZE MMAP=$MMAP MANY_N=$MANY_N MANY_DIRS=$MANY_DIRS MANY_SIZE=$MANY_SIZE v1"
-if ((FRESH)) || [ ! -f "$DATA/manifest" ] || [ "$(sed -n 1p "$DATA/manifest")" != "# $PARAMS" ]; then
+if ((WRITES_ONLY)); then
+    # The write rows need no data set: just the write repo.
+    mkdir -p "$STORE" "$STORE_MANY"
+    BIG_REL="" MMAP_REL="" SMALL_DIR="" MANY_DIR=""
+elif ((FRESH)) || [ ! -f "$DATA/manifest" ] || [ "$(sed -n 1p "$DATA/manifest")" != "# $PARAMS" ]; then
     need_kb=$(((BIG + MMAP + WRITE + SMALL_N * 4096 * 2 + MANY_N * 4096 * 2) / 1024 + 1048576))
     avail_kb=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
     ((avail_kb > need_kb)) || die "not enough space in $WORK: need ~$((need_kb >> 20)) GiB"
@@ -259,10 +264,11 @@ else
     log "reusing the data set in $DATA (--fresh rebuilds it)"
 fi
 # shellcheck disable=SC1091
-source <(grep -v '^#' "$DATA/manifest")
+((WRITES_ONLY)) || source <(grep -v '^#' "$DATA/manifest")
 rm -f "$STORE/$WRITE_REL" "$STORE/$WRITE_SNAP_REL"
 mkdir -p "$STORE/models--bench--write/blobs" "$(dirname "$STORE/$WRITE_SNAP_REL")"
-[ -L "$STORE/$BIG_REL" ] && [ -L "$STORE/$MMAP_REL" ] && [ -d "$STORE/$SMALL_DIR" ] || die "data set incomplete; use --fresh"
+((WRITES_ONLY)) || { [ -L "$STORE/$BIG_REL" ] && [ -L "$STORE/$MMAP_REL" ] && [ -d "$STORE/$SMALL_DIR" ]; } ||
+    die "data set incomplete; use --fresh"
 
 # ---------------------------------------------------------------------------------------------
 # Systems
