@@ -1747,8 +1747,12 @@ fn a_copy_of_a_blob_becomes_a_link_to_it_when_closed() {
     let entry = format!("{CREPO}/snapshots/{C1}/a.bin");
     let fh = h.write_open(snap, "a.bin", &[(0, &a[..40_000]), (40_000, &a[40_000..])]);
     assert!(!h.is_link(&entry), "converted before it was closed");
+    // A reader holding the copy open keeps its bytes across the replacement.
+    let reader = h.view.open(h.ino(&entry), libc::O_RDONLY).unwrap();
     h.view.release(fh, None);
     assert!(h.is_link(&entry));
+    assert_eq!(h.view.read(reader.fh, 0, 1 << 20).unwrap(), a);
+    h.view.release(reader.fh, None);
     assert_eq!(
         h.link_text(&entry),
         PathBuf::from(format!("../../blobs/{}", git_sha1(&a)))
