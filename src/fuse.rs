@@ -41,6 +41,8 @@ impl FuseFs {
     pub fn new(view: Arc<CacheView>, passthrough: bool, stats: Arc<Stats>) -> Self {
         stats.passthrough.store(passthrough, Ordering::Relaxed);
         let _ = stats.dedupe.set(view.dedupe_counters());
+        // Hashing copies must not hold the request workers.
+        view.start_converters(2);
         FuseFs {
             view,
             passthrough: AtomicBool::new(passthrough),

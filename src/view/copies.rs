@@ -13,6 +13,9 @@
 //!   ([`Stream`]), so deciding at the end reads nothing again; a file written out of order,
 //!   truncated, or written where the view does not see its writes (kernel passthrough) is
 //!   read once at the end instead.
+//! - **Where**: on converter threads of their own once a mount starts them
+//!   ([`CacheView::start_converters`]), so that hashing never holds a request worker; without
+//!   them (unit tests, other front ends) in the request that completed the file.
 //!
 //! Invariants (never a wrong link):
 //! - A link is made only to a blob whose name equals the entry's digest (sha256 or git blob
@@ -27,7 +30,7 @@
 //!   operation never fails because of it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::CacheView;
@@ -52,11 +55,24 @@ struct Tracker {
     writer: Option<super::Caller>,
 }
 
+/// A conversion to make: the entry, what was seen of its writes, and for whom.
+#[derive(Debug)]
+struct Job {
+    path: StorePath,
+    stream: Option<Stream>,
+    caller: Option<super::Caller>,
+    /// Counted as pending until made.
+    _pending: Pending,
+}
+
 /// The view's state for deduplicating copies.
 #[derive(Debug, Default)]
 pub(super) struct Copies {
     trackers: Mutex<HashMap<Ino, Arc<Mutex<Tracker>>>>,
     name_lock: Mutex<()>,
+    /// Where conversions go once converter threads run ([`CacheView::start_converters`]);
+    /// without them conversions are made at once, by the request that completes the file.
+    queue: Mutex<Option<crossbeam_channel::Sender<Job>>>,
     /// What was done (shared with the status file).
     pub counters: Arc<DedupeCounters>,
 }
@@ -147,19 +163,20 @@ enum Done {
     Moved { blob: StorePath },
 }
 
-/// Counts a conversion in progress while alive.
-struct Pending<'a>(&'a AtomicU64);
+/// Counts a queued or running conversion until dropped.
+#[derive(Debug)]
+struct Pending(Arc<DedupeCounters>);
 
-impl<'a> Pending<'a> {
-    fn new(c: &'a AtomicU64) -> Self {
-        c.fetch_add(1, Ordering::Relaxed);
-        Pending(c)
+impl Pending {
+    fn new(c: &Arc<DedupeCounters>) -> Self {
+        c.pending.fetch_add(1, Ordering::Relaxed);
+        Pending(c.clone())
     }
 }
 
-impl Drop for Pending<'_> {
+impl Drop for Pending {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.pending.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -167,6 +184,64 @@ impl CacheView {
     /// True if copies written through this view are deduplicated.
     pub(super) fn dedupes(&self) -> bool {
         self.config.dedupe && !self.config.read_only
+    }
+
+    /// Makes conversions on `threads` threads of their own from now on, so that hashing a
+    /// large file never holds a request worker (a user closing many large files must not
+    /// stall the mount). The threads end when the view is dropped.
+    pub fn start_converters(self: &Arc<Self>, threads: usize) {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let mut queue = self.copies.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.is_some() {
+            return;
+        }
+        for i in 0..threads.max(1) {
+            let (rx, view) = (rx.clone(), Arc::downgrade(self));
+            let spawned = std::thread::Builder::new()
+                .name(format!("dedupe-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        let Some(view) = view.upgrade() else { return };
+                        view.run(job);
+                    }
+                });
+            if let Err(e) = spawned {
+                log::warn!("cannot start a converter thread ({e}); converting in requests");
+                return;
+            }
+        }
+        *queue = Some(tx);
+    }
+
+    /// Queues a conversion, or makes it at once if no converter runs.
+    fn convert(&self, path: StorePath, stream: Option<Stream>) {
+        if SnapshotEntry::parse(&path).is_none() {
+            return;
+        }
+        let job = Job {
+            path,
+            stream,
+            caller: super::access::current(),
+            _pending: Pending::new(&self.copies.counters),
+        };
+        let queue = self.copies.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let job = match queue.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                Err(e) => e.into_inner(),
+            },
+            None => job,
+        };
+        drop(queue);
+        self.run(job);
+    }
+
+    /// Makes one conversion, checked as its caller.
+    fn run(&self, job: Job) {
+        // The checks of the one who completed the file (see `check_delete`): the view does
+        // for them only what they could do themselves.
+        let _as_caller = job.caller.map(super::access::serving);
+        self.dedupe_copy(&job.path, job.stream);
     }
 
     /// The deduplication counters (for the status file).
@@ -209,9 +284,9 @@ impl CacheView {
         let Ok(node) = self.node(ino) else {
             return;
         };
-        // Checked as the writer: the view does for them only what they could do themselves.
+        // Made as the writer (the kernel passes the last close on without their identity).
         let _as_writer = writer.map(super::access::serving);
-        self.dedupe_copy(&node.real, Some(stream));
+        self.convert(node.real, Some(stream));
     }
 
     /// `rename(from → to)` of a repo blob into the same repo's snapshots (the hub's move of a
@@ -251,13 +326,18 @@ impl CacheView {
         Ok(true)
     }
 
+    /// A complete regular file was put in place at `path` (a rename): converted if it is a
+    /// snapshot entry.
+    pub(super) fn put_in_place(&self, path: StorePath) {
+        self.convert(path, None);
+    }
+
     /// Deduplicates the regular file at snapshot entry `path` (see the module doc); `stream`
     /// holds what was seen of its writes. Never fails: what cannot be done is logged.
-    pub(super) fn dedupe_copy(&self, path: &StorePath, stream: Option<Stream>) {
+    fn dedupe_copy(&self, path: &StorePath, stream: Option<Stream>) {
         let Some(entry) = SnapshotEntry::parse(path) else {
             return;
         };
-        let _pending = Pending::new(&self.copies.counters.pending);
         log::debug!("dedupe: examining {path}");
         match self.try_dedupe(path, &entry, stream) {
             Ok(None) => {}

@@ -483,7 +483,7 @@ impl CacheView {
             && flags & libc::RENAME_EXCHANGE == 0
             && self.writers_of(&meta) == 0
         {
-            self.dedupe_copy(&to, None);
+            self.put_in_place(to);
         }
         Ok(())
     }
