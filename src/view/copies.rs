@@ -52,7 +52,7 @@ struct Tracker {
     dirty: bool,
     /// Who opened it for writing last: the conversion at its last close is made for them
     /// (the kernel passes that close on without the writer's identity).
-    writer: Option<super::Caller>,
+    writer: Option<super::access::Held>,
 }
 
 /// A conversion to make: the entry, what was seen of its writes, and for whom.
@@ -60,7 +60,7 @@ struct Tracker {
 struct Job {
     path: StorePath,
     stream: Option<Stream>,
-    caller: Option<super::Caller>,
+    caller: Option<super::access::Held>,
     /// Counted as pending until made.
     _pending: Pending,
 }
@@ -108,7 +108,7 @@ impl Copies {
             .or_default()
             .clone();
         let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
-        t.writer = super::access::current();
+        t.writer = super::access::hold();
         if dirty {
             // Created or truncated: its content starts afresh.
             t.stream = Stream::default();
@@ -134,7 +134,7 @@ impl Copies {
     }
 
     /// Stops tracking `ino`; its stream and last writer if it was written.
-    fn finish(&self, ino: Ino) -> Option<(Stream, Option<super::Caller>)> {
+    fn finish(&self, ino: Ino) -> Option<(Stream, Option<super::access::Held>)> {
         let t = self
             .trackers
             .lock()
@@ -213,15 +213,20 @@ impl CacheView {
         *queue = Some(tx);
     }
 
-    /// Queues a conversion, or makes it at once if no converter runs.
-    fn convert(&self, path: StorePath, stream: Option<Stream>) {
+    /// Queues a conversion for `caller`, or makes it at once if no converter runs.
+    fn convert(
+        &self,
+        path: StorePath,
+        stream: Option<Stream>,
+        caller: Option<super::access::Held>,
+    ) {
         if SnapshotEntry::parse(&path).is_none() {
             return;
         }
         let job = Job {
             path,
             stream,
-            caller: super::access::current(),
+            caller,
             _pending: Pending::new(&self.copies.counters),
         };
         let queue = self.copies.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -240,7 +245,7 @@ impl CacheView {
     fn run(&self, job: Job) {
         // The checks of the one who completed the file (see `check_delete`): the view does
         // for them only what they could do themselves.
-        let _as_caller = job.caller.map(super::access::serving);
+        let _as_caller = job.caller.map(super::access::serving_held);
         self.dedupe_copy(&job.path, job.stream);
     }
 
@@ -285,8 +290,7 @@ impl CacheView {
             return;
         };
         // Made as the writer (the kernel passes the last close on without their identity).
-        let _as_writer = writer.map(super::access::serving);
-        self.convert(node.real, Some(stream));
+        self.convert(node.real, Some(stream), writer);
     }
 
     /// `rename(from → to)` of a repo blob into the same repo's snapshots (the hub's move of a
@@ -329,7 +333,7 @@ impl CacheView {
     /// A complete regular file was put in place at `path` (a rename): converted if it is a
     /// snapshot entry.
     pub(super) fn put_in_place(&self, path: StorePath) {
-        self.convert(path, None);
+        self.convert(path, None, super::access::hold());
     }
 
     /// Deduplicates the regular file at snapshot entry `path` (see the module doc); `stream`
