@@ -6,8 +6,9 @@
 //!   is stored as a link to the blob; the blob stays (see [`CacheView::rename_blob_as_link`]).
 //! - **A regular file in `<repo>/snapshots/`** written through the view is examined when it
 //!   is complete: at the release of its last writable handle, and when a rename puts it in
-//!   place with no writer left. If a blob of the repo has its content it becomes a link to
-//!   it; otherwise its content becomes the blob under the name the hub would use
+//!   place with no writer left. If a blob of the repo has its content (looked up by the
+//!   content's names, `blobs/<sha256>` and `blobs/<git sha1>`: no listing of `blobs/`) it
+//!   becomes a link to it; otherwise its content becomes the blob under the name the hub would use
 //!   ([`crate::hub::naming_rule`]) and the entry a link to it.
 //! - **Hashing**: bytes written in order through the view are hashed as they arrive
 //!   ([`Stream`]), so deciding at the end reads nothing again; a file written out of order,
@@ -73,9 +74,21 @@ pub(super) struct Copies {
     /// Where conversions go once converter threads run ([`CacheView::start_converters`]);
     /// without them conversions are made at once, by the request that completes the file.
     queue: Mutex<Option<crossbeam_channel::Sender<Job>>>,
+    /// The last `trees/<commit>.json` read: (repo, commit), its identity, its etags.
+    #[allow(clippy::type_complexity)]
+    trees: Mutex<
+        Option<(
+            (String, String),
+            Option<TreeStamp>,
+            Arc<HashMap<String, String>>,
+        )>,
+    >,
     /// What was done (shared with the status file).
     pub counters: Arc<DedupeCounters>,
 }
+
+/// What identifies a version of a `trees/` file: device, inode, size, mtime.
+type TreeStamp = (u64, u64, u64, std::time::SystemTime);
 
 impl Copies {
     /// Serialises name changes through the view with the replacement of a copy.
@@ -147,7 +160,6 @@ impl Copies {
 
 /// A blob a copy may become a link to.
 struct Candidate {
-    name: String,
     /// `<repo>/blobs/<name>`.
     path: StorePath,
     /// The file with the content (the blob itself, or what its link leads to).
@@ -374,44 +386,54 @@ impl CacheView {
             return Ok(None);
         }
         let blobs = entry.blobs_dir().ok_or("bad repo name")?;
-        let cands = self.candidates(&blobs, &meta);
-        if let Some(c) = cands
-            .iter()
-            .find(|c| (c.meta.dev, c.meta.ino) == (meta.dev, meta.ino))
+        if meta.nlink > 1
+            && let Some(c) = self.same_inode_blob(&blobs, &meta)
         {
-            // Already the blob's content under another name (an interrupted conversion).
-            return self.commit(path, &meta, &c.path, None).map(|()| {
-                Some(Done::Linked {
-                    blob: c.path.clone(),
-                    saved: 0,
-                })
-            });
+            // Already a blob's file under another name (an interrupted conversion).
+            self.commit(path, &meta, &c.path, None)?;
+            return Ok(Some(Done::Linked {
+                blob: c.path,
+                saved: 0,
+            }));
         }
-        let trees = hub::tree_etags(&self.store, &entry.repo, &entry.commit);
-        let tree = trees.get(&entry.rel).map(String::as_str);
-        let sibling = if tree.is_none() {
-            hub::sibling_len(&self.store, entry)
-        } else {
-            None
+        // Both names a blob of this content can have, as far as the hub gives them: the
+        // git blob sha1 only below the LFS threshold (the Hub keeps larger files in LFS).
+        let small = meta.size <= hub::LFS_THRESHOLD;
+        let mut algos = Algos {
+            sha256: true,
+            git_sha1: small,
         };
-        let (rule, mut algos) = hub::naming_rule(tree, sibling, meta.size);
-        for c in &cands {
-            algos = algos.union(Algos::for_name(&c.name));
-        }
-        let digests = self.digests(path, &meta, stream, algos)?;
-        for c in &cands {
-            if digests.for_name(&c.name) != Some(c.name.as_str()) {
+        let mut digests = self.digests(path, &meta, stream, algos)?;
+        for name in [digests.sha256.clone(), digests.git_sha1.clone()]
+            .into_iter()
+            .flatten()
+        {
+            let Some(c) = self.blob_named(&blobs, &name, &meta) else {
                 continue;
-            }
+            };
             if c.real != c.path && !hub::same_bytes(&self.store, path, &c.real).unwrap_or(false) {
                 return Err(format!("{} has the same name but other bytes", c.path));
             }
             let saved = if meta.nlink > 1 { 0 } else { meta.size };
             self.commit(path, &meta, &c.path, None)?;
             return Ok(Some(Done::Linked {
-                blob: c.path.clone(),
+                blob: c.path,
                 saved,
             }));
+        }
+        // No blob has the content: it becomes one, named as the hub would name it.
+        let trees = self.tree_etags(entry);
+        let tree = trees.get(&entry.rel).map(String::as_str);
+        let sibling = if tree.is_none() {
+            hub::sibling_len(&self.store, entry)
+        } else {
+            None
+        };
+        let (rule, wanted) = hub::naming_rule(tree, sibling, meta.size);
+        if wanted.git_sha1 && digests.git_sha1.is_none() {
+            // A large file the hub would name by its git sha1 (rare): read it for that.
+            algos = wanted;
+            digests.git_sha1 = self.digests(path, &meta, None, algos)?.git_sha1;
         }
         let name = hub::new_blob_name(&rule, &digests, meta.size)?;
         let blob = blobs
@@ -424,41 +446,65 @@ impl CacheView {
         Ok(Some(Done::Moved { blob }))
     }
 
-    /// The repo blobs (in directory `blobs`) of `meta`'s size, or that are its inode.
-    fn candidates(&self, blobs: &StorePath, meta: &Meta) -> Vec<Candidate> {
-        let Ok(entries) = self.store.read_dir(blobs) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for e in entries {
-            let Some(name) = e.name.to_str().filter(|n| hub::is_content_name(n)) else {
-                continue;
-            };
-            let Some(p) = blobs.join(&e.name) else {
-                continue;
-            };
-            let Ok(m) = self.store.lstat(&p) else {
-                continue;
-            };
-            let (real, m) = if m.kind == Kind::File && !self.store.is_link(&p, &m) {
-                (p.clone(), m)
-            } else {
-                match Resolver::new(&self.store).resolve_link(&p) {
-                    Ok(t) if t.meta.kind == Kind::File => (t.path, t.meta),
-                    _ => continue,
-                }
-            };
-            if m.size == meta.size || (m.dev, m.ino) == (meta.dev, meta.ino) {
-                out.push(Candidate {
-                    name: name.to_string(),
-                    path: p,
-                    real,
-                    meta: m,
-                });
+    /// The blob `<blobs>/<name>` if it shows a regular file of `meta`'s size.
+    fn blob_named(&self, blobs: &StorePath, name: &str, meta: &Meta) -> Option<Candidate> {
+        let p = blobs.join(std::ffi::OsStr::new(name))?;
+        let c = self.candidate(p)?;
+        (c.meta.size == meta.size).then_some(c)
+    }
+
+    /// A blob of the repo that is the file `meta` itself (a hard link), if any: one pass over
+    /// `blobs/`, made only for files with more than one name.
+    fn same_inode_blob(&self, blobs: &StorePath, meta: &Meta) -> Option<Candidate> {
+        let mut entries = self.store.read_dir(blobs).ok()?;
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.into_iter().find_map(|e| {
+            e.name.to_str().filter(|n| hub::is_content_name(n))?;
+            let c = self.candidate(blobs.join(&e.name)?)?;
+            ((c.meta.dev, c.meta.ino) == (meta.dev, meta.ino) && c.real == c.path).then_some(c)
+        })
+    }
+
+    /// The blob at `p` with the file that holds its content: itself, or what its link leads
+    /// to inside the store.
+    fn candidate(&self, p: StorePath) -> Option<Candidate> {
+        let m = self.store.lstat(&p).ok()?;
+        let (real, m) = if m.kind == Kind::File && !self.store.is_link(&p, &m) {
+            (p.clone(), m)
+        } else {
+            match Resolver::new(&self.store).resolve_link(&p) {
+                Ok(t) if t.meta.kind == Kind::File => (t.path, t.meta),
+                _ => return None,
             }
+        };
+        Some(Candidate {
+            path: p,
+            real,
+            meta: m,
+        })
+    }
+
+    /// The etags `trees/<commit>.json` lists for the entry's revision, parsed once per
+    /// version of the file (a snapshot's files are converted one after another).
+    fn tree_etags(&self, entry: &SnapshotEntry) -> Arc<HashMap<String, String>> {
+        let key = (entry.repo.clone(), entry.commit.clone());
+        let stamp = StorePath::parse(&format!("{}/trees/{}.json", entry.repo, entry.commit))
+            .and_then(|p| self.store.lstat(&p).ok())
+            .map(|m| (m.dev, m.ino, m.size, m.mtime));
+        let mut cache = self.copies.trees.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, st, map)) = cache.as_ref()
+            && *k == key
+            && *st == stamp
+        {
+            return map.clone();
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+        let map = Arc::new(if stamp.is_some() {
+            hub::tree_etags(&self.store, &entry.repo, &entry.commit)
+        } else {
+            HashMap::new()
+        });
+        *cache = Some((key, stamp, map.clone()));
+        map
     }
 
     /// The digests of the file at `path` (`meta`): from the stream when it saw every byte in

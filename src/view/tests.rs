@@ -1953,3 +1953,26 @@ fn nodedupe_keeps_copies_as_written() {
     assert!(!h.exists(&format!("{CREPO}/blobs/{}", git_sha1(&c))));
     assert_eq!(h.counters(), (0, 0));
 }
+
+#[test]
+fn a_copy_that_already_is_a_blob_file_becomes_a_link_to_that_blob() {
+    let (h, _) = copies_hub(ViewConfig::default());
+    // An interrupted conversion: the file is already hard-linked into blobs/.
+    let x = b"half-way converted".to_vec();
+    std::fs::write(h.path(&format!("{CREPO}/x.tmp")), &x).unwrap();
+    std::fs::hard_link(
+        h.path(&format!("{CREPO}/x.tmp")),
+        h.path(&format!("{CREPO}/blobs/{}", git_sha1(&x))),
+    )
+    .unwrap();
+    let repo = h.ino(CREPO);
+    let snap = h.ino(&format!("{CREPO}/snapshots/{C1}"));
+    h.view
+        .rename(repo, os("x.tmp"), snap, os("x.bin"), 0)
+        .unwrap();
+    assert_eq!(
+        h.link_text(&format!("{CREPO}/snapshots/{C1}/x.bin")),
+        PathBuf::from(format!("../../blobs/{}", git_sha1(&x)))
+    );
+    assert_eq!(h.counters(), (1, 0));
+}
