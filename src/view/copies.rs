@@ -27,6 +27,9 @@
 //!   [`Copies::name_lock`] after checking that the entry is still the file that was hashed
 //!   and that no handle has it open for writing; writable opens, renames, unlinks and
 //!   truncations through the view take the same lock, so none of them interleaves with it.
+//! - A conversion is made as the one who completed the file (the writer, whose identity
+//!   and groups are kept from their writable open, or the renaming caller): only if they may
+//!   replace the entry and, for a new blob, add to `blobs/` in the store themselves.
 //! - A conversion that cannot be made leaves the copy as it is (logged); the client's
 //!   operation never fails because of it.
 

@@ -1976,3 +1976,42 @@ fn a_copy_that_already_is_a_blob_file_becomes_a_link_to_that_blob() {
     );
     assert_eq!(h.counters(), (1, 0));
 }
+
+#[test]
+fn a_blob_that_links_into_the_shared_store_is_compared_byte_for_byte() {
+    let (h, _) = copies_hub(ViewConfig::default());
+    let p = b"payload of the shared store".to_vec();
+    let q = b"what the name promises".to_vec();
+    std::fs::create_dir_all(h.path("blobs/cd")).unwrap();
+    // A good repo blob link, and one whose payload does not hold what its name says.
+    for (content, payload) in [(&p, &p), (&q, &b"other bytes".to_vec())] {
+        let x = format!("cd{}", &sha256(payload)[2..]);
+        std::fs::write(h.path(&format!("blobs/cd/{x}")), payload).unwrap();
+        symlink(
+            format!("../../blobs/cd/{x}"),
+            h.path(&format!("{CREPO}/blobs/{}", sha256(content))),
+        )
+        .unwrap();
+    }
+    // The digests decide which blob; sizes must match, so pad q's payload to q's length.
+    let x = format!("cd{}", &sha256(b"other bytes")[2..]);
+    let padded: Vec<u8> = b"other bytes"
+        .iter()
+        .copied()
+        .cycle()
+        .take(q.len())
+        .collect();
+    std::fs::write(h.path(&format!("blobs/cd/{x}")), &padded).unwrap();
+    let snap = h.ino(&format!("{CREPO}/snapshots/{C1}"));
+    let fh = h.write_open(snap, "p.bin", &[(0, &p)]);
+    h.view.release(fh, None);
+    assert_eq!(
+        h.link_text(&format!("{CREPO}/snapshots/{C1}/p.bin")),
+        PathBuf::from(format!("../../blobs/{}", sha256(&p)))
+    );
+    let fh = h.write_open(snap, "q.bin", &[(0, &q)]);
+    h.view.release(fh, None);
+    let qe = format!("{CREPO}/snapshots/{C1}/q.bin");
+    assert!(!h.is_link(&qe), "linked to a blob with other bytes");
+    assert_eq!(std::fs::read(h.path(&qe)).unwrap(), q);
+}
