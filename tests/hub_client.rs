@@ -122,18 +122,30 @@ fn wait_for_links(store: &Path, m: &harness::Mount) {
 /// content, and the client's own offline reads work.
 #[test]
 fn huggingface_hub_in_copy_mode_leaves_links_through_the_mount() {
-    copy_mode_through_the_mount("hub2");
+    // The mount is dropped (unmounted) before its store.
+    let (_store, _m) = copy_mode_through_the_mount("hub2", "");
+}
+
+/// Without passthrough the daemon sees every write: the copies are hashed as they are
+/// written and none is read again to decide.
+#[test]
+fn copy_mode_without_passthrough_reads_nothing_twice() {
+    // The mount is dropped (unmounted) before its store.
+    let (_store, m) = copy_mode_through_the_mount("hub2", "nopassthrough");
+    let log = m.log_text();
+    assert!(log.contains("is now a link to"), "{log}");
+    assert!(!log.contains("to hash it"), "a copy was read again:\n{log}");
 }
 
 /// (huggingface_hub 0.36 has no `HF_HUB_DISABLE_SYMLINKS`: on Linux it always makes links.)
-fn copy_mode_through_the_mount(venv: &str) {
+fn copy_mode_through_the_mount(venv: &str, opts: &str) -> (tempfile::TempDir, harness::Mount) {
     let py = venv_python(venv);
     let hub = FakeHub::start(&py);
     let store = tempfile::Builder::new()
         .prefix("hfcfs-hub")
         .tempdir()
         .unwrap();
-    let m = Mount::new(store.path(), "");
+    let m = Mount::new(store.path(), opts);
     harness::download_round_trip_with(
         &py,
         &hub,
@@ -154,6 +166,7 @@ fn copy_mode_through_the_mount(venv: &str) {
         st["dedupe_bytes_saved"].as_u64().unwrap_or(0) > 0,
         "status: {st}"
     );
+    (store, m)
 }
 
 /// With `-o nodedupe`, the same client leaves copies (the option is what makes the difference).
