@@ -9,7 +9,8 @@
 #   --fresh          rebuild the data set even if the work dir already has it
 #   --runs N         runs per cell (default 3; 1 with --quick)
 #   --workdir DIR    where data, mountpoints, tools and results live (default /var/tmp/hfcachefs-bench)
-#   --systems LIST   comma-separated subset of: direct,hfcachefs,hfcachefs-nopt,bindfs,rclone,passthrough_ll
+#   --systems LIST   comma-separated subset of: direct,hfcachefs,hfcachefs-nopt,hfcachefs-nodedupe,bindfs,rclone,passthrough_ll
+#   --writes-only    only the write rows (skips the reads and the many-link store)
 #   --no-build       use the existing target/release binaries
 #
 # Needs root (mounts, /proc/sys/vm/drop_caches, apt-get for the peers). Every system reads the
@@ -30,13 +31,15 @@ HFC=$REPO/target/release/hfcachefs
 BIO=$REPO/target/release/examples/bench_io
 
 QUICK=0 FRESH=0 BUILD=1 RUNS="" WORK=/var/tmp/hfcachefs-bench
-ALL_SYSTEMS=(direct hfcachefs hfcachefs-nopt bindfs rclone passthrough_ll)
+ALL_SYSTEMS=(direct hfcachefs hfcachefs-nopt hfcachefs-nodedupe bindfs rclone passthrough_ll)
+WRITES_ONLY=0
 SYSTEMS_ARG=""
 while (($#)); do
     case $1 in
         --quick) QUICK=1 ;;
         --fresh) FRESH=1 ;;
         --no-build) BUILD=0 ;;
+        --writes-only) WRITES_ONLY=1 ;;
         --runs) RUNS=$2; shift ;;
         --workdir) WORK=$2; shift ;;
         --systems) SYSTEMS_ARG=$2; shift ;;
@@ -53,6 +56,7 @@ else
     BIG=$((2 << 30)) SMALL_N=10000 SMALL_DIRS=100 MMAP=$((512 << 20)) MMAP_N=50000
     MANY_N=100000 MANY_DIRS=100 WRITE=$((2 << 30)) RUNS=${RUNS:-3} DATA_NAME=full
 fi
+((WRITES_ONLY)) && DATA_NAME=$DATA_NAME-writes
 SMALL_SIZE=4096 MANY_SIZE=64
 CMD_TIMEOUT=900 # seconds for one measured command
 
@@ -141,9 +145,11 @@ cleanup() {
         [ -d "$mp" ] || continue
         if is_mounted "$mp"; then unmount_mp "$mp" "$(basename "$mp")"; fi
     done
-    rm -f "$STORE/$WRITE_REL" 2>/dev/null
+    rm -f "$STORE/$WRITE_REL" "$STORE/$WRITE_SNAP_REL" 2>/dev/null
 }
 WRITE_REL=models--bench--write/blobs/bench-write.incomplete
+# A file written into a snapshot: with deduplication (the default) it becomes a blob and a link.
+WRITE_SNAP_REL=models--bench--write/snapshots/0123456789abcdef0123456789abcdef01234567/bench-write.bin
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT
 trap 'log "terminated"; exit 143' TERM
@@ -230,7 +236,11 @@ fi
 # Data set
 # ---------------------------------------------------------------------------------------------
 PARAMS="BIG=$BIG SMALL_N=$SMALL_N SMALL_DIRS=$SMALL_DIRS SMALL_SIZE=$SMALL_SIZE MMAP=$MMAP MANY_N=$MANY_N MANY_DIRS=$MANY_DIRS MANY_SIZE=$MANY_SIZE v1"
-if ((FRESH)) || [ ! -f "$DATA/manifest" ] || [ "$(sed -n 1p "$DATA/manifest")" != "# $PARAMS" ]; then
+if ((WRITES_ONLY)); then
+    # The write rows need no data set: just the write repo.
+    mkdir -p "$STORE" "$STORE_MANY"
+    BIG_REL="" MMAP_REL="" SMALL_DIR="" MANY_DIR=""
+elif ((FRESH)) || [ ! -f "$DATA/manifest" ] || [ "$(sed -n 1p "$DATA/manifest")" != "# $PARAMS" ]; then
     need_kb=$(((BIG + MMAP + WRITE + SMALL_N * 4096 * 2 + MANY_N * 4096 * 2) / 1024 + 1048576))
     avail_kb=$(df -Pk "$WORK" | awk 'NR == 2 { print $4 }')
     ((avail_kb > need_kb)) || die "not enough space in $WORK: need ~$((need_kb >> 20)) GiB"
@@ -254,10 +264,11 @@ else
     log "reusing the data set in $DATA (--fresh rebuilds it)"
 fi
 # shellcheck disable=SC1091
-source <(grep -v '^#' "$DATA/manifest")
-rm -f "$STORE/$WRITE_REL"
-mkdir -p "$STORE/models--bench--write/blobs"
-[ -L "$STORE/$BIG_REL" ] && [ -L "$STORE/$MMAP_REL" ] && [ -d "$STORE/$SMALL_DIR" ] || die "data set incomplete; use --fresh"
+((WRITES_ONLY)) || source <(grep -v '^#' "$DATA/manifest")
+rm -f "$STORE/$WRITE_REL" "$STORE/$WRITE_SNAP_REL"
+mkdir -p "$STORE/models--bench--write/blobs" "$(dirname "$STORE/$WRITE_SNAP_REL")"
+((WRITES_ONLY)) || { [ -L "$STORE/$BIG_REL" ] && [ -L "$STORE/$MMAP_REL" ] && [ -d "$STORE/$SMALL_DIR" ]; } ||
+    die "data set incomplete; use --fresh"
 
 # ---------------------------------------------------------------------------------------------
 # Systems
@@ -302,6 +313,7 @@ label() {
         direct) echo "direct (store)" ;;
         hfcachefs) echo "hfcachefs" ;;
         hfcachefs-nopt) echo "hfcachefs -o nopassthrough" ;;
+        hfcachefs-nodedupe) echo "hfcachefs -o nodedupe" ;;
         bindfs) echo "bindfs --resolve-symlinks" ;;
         rclone) echo "rclone mount --copy-links" ;;
         passthrough_ll) echo "passthrough_ll cache=always" ;;
@@ -328,6 +340,7 @@ start_sys() {
     case $sys in
         hfcachefs) "$HFC" mount -f "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
         hfcachefs-nopt) "$HFC" mount -f -o nopassthrough "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
+        hfcachefs-nodedupe) "$HFC" mount -f -o nodedupe "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
         bindfs) bindfs -f --resolve-symlinks "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
         rclone) rclone mount --copy-links "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
         passthrough_ll) "$PTLL" -f -o "source=$store,cache=always" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
@@ -400,6 +413,30 @@ m_write() {
     echo "$out"
 }
 
+# Writes into a snapshot; echoes "<write seconds> <write + fsync + close seconds> <seconds until
+# the store entry is a link>" (the last equals the second where nothing converts the copy:
+# direct, -o nodedupe). The blob a conversion made is removed from the store afterwards.
+m_write_snap() {
+    local out tw tf t0 t1 i linked
+    t0=$EPOCHREALTIME
+    out=$(tm "$BIO" write "$1/$WRITE_SNAP_REL" "$WRITE") || { rm -f "$1/$WRITE_SNAP_REL"; return 1; }
+    read -r tw tf <<<"$out"
+    if [[ $2 == hfcachefs || $2 == hfcachefs-nopt ]]; then
+        # The copy becomes a link when its last close reaches the daemon (after close returned).
+        for ((i = 0; i < 12000; i++)); do
+            [ -L "$STORE/$WRITE_SNAP_REL" ] && break
+            sleep 0.01
+        done
+        [ -L "$STORE/$WRITE_SNAP_REL" ] || { echo "write_snap: $WRITE_SNAP_REL did not become a link" >&2; return 1; }
+    fi
+    t1=$EPOCHREALTIME
+    linked=$(elapsed "$t0" "$t1")
+    rm -f "$1/$WRITE_SNAP_REL"
+    find "$STORE/models--bench--write/blobs" -mindepth 1 -maxdepth 1 -type f ! -name '*.incomplete' -delete
+    sync
+    echo "$tw $(awk -v a="$tw" -v b="$tf" 'BEGIN { printf "%.6f", a + b }') $linked"
+}
+
 # try LABEL CMD...: echoes CMD's output, or "fail" (its first error line is logged, all of its
 # errors go to errors.log: a failing peer can print one line per file).
 try() {
@@ -445,7 +482,7 @@ cold_warm() {
     log "run $run/$RUNS $metric $sys: cold $c s, warm $w s"
 }
 
-for ((run = 1; run <= RUNS; run++)); do
+for ((run = 1; run <= RUNS * !WRITES_ONLY; run++)); do
     # Rotate the order of the systems from run to run so drift does not favour one of them.
     n=${#SYSTEMS[@]}
     order=()
@@ -476,8 +513,20 @@ for ((run = 1; run <= RUNS; run++)); do
             record write_buf "$sys" "$run" fail
             record write_sync "$sys" "$run" fail
         fi
-        [ "$sys" = direct ] || stop_sys "$sys"
         log "run $run/$RUNS write $sys: write, fsync seconds: $out"
+        sleep $((QUICK ? 0 : 3))
+        drop_caches
+        out=$(try "write into a snapshot $sys" m_write_snap "$(root_of "$sys")" "$sys")
+        if [ "$out" != fail ]; then
+            read -r tw ts tl <<<"$out"
+        else
+            tw=fail ts=fail tl=fail
+        fi
+        record write_snap_buf "$sys" "$run" "$tw"
+        record write_snap_sync "$sys" "$run" "$ts"
+        record write_snap_linked "$sys" "$run" "$tl"
+        [ "$sys" = direct ] || stop_sys "$sys"
+        log "run $run/$RUNS write into a snapshot $sys: write, +fsync+close, until linked seconds: $out"
         sleep $((QUICK ? 0 : 3))
     done
 done
@@ -491,7 +540,7 @@ lsr() {
     ((n >= MANY_N)) || { echo "ls -lR: only $n lines" >&2; return 1; }
     elapsed "$t0" "$t1"
 }
-for ((run = 1; run <= RUNS; run++)); do
+for ((run = 1; run <= RUNS * !WRITES_ONLY; run++)); do
     for sys in "${SYSTEMS[@]}"; do
         mp=$MNT/$sys
         mkdir -p "$mp"
@@ -591,6 +640,9 @@ READ_METRICS=(
     "mmap_warm|same, warm|s"
     "write_buf|write $(hr "$WRITE") (until the last write returns)|mbps:$WRITE"
     "write_sync|write $(hr "$WRITE") + fsync|mbps:$WRITE"
+    "write_snap_buf|write $(hr "$WRITE") into snapshots/ (until the last write returns)|mbps:$WRITE"
+    "write_snap_sync|same + fsync + close|mbps:$WRITE"
+    "write_snap_linked|same, until the store entry is a link (conversion after close included)|mbps:$WRITE"
     "lsr_many|ls -lR of the $MANY_N-link store, cold|s"
 )
 

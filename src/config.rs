@@ -67,7 +67,7 @@ pub enum OptionError {
 /// Every option `-o` accepts, for errors and `mount --help`.
 pub const KNOWN: &str = "ro, rw, allow_other, allow_root, default_permissions, nonempty, uid=N, gid=N, \
 fsname=NAME, subtype=NAME, entry_timeout=SECS, attr_timeout=SECS, blob_timeout=SECS, immutable_timeout=SECS, \
-threads=N, xsym, passthrough, nopassthrough, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
+threads=N, xsym, dedupe, nodedupe, passthrough, nopassthrough, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
 sync, async, dirsync; ignored for fstab: defaults, auto, noauto, user, users, nouser, owner, \
 _netdev, nofail, comment=…, x-…";
 
@@ -121,6 +121,7 @@ impl MountConfig {
                         self.threads = n as usize;
                     }
                     ("xsym", None) => self.view.xsym = true,
+                    ("dedupe" | "nodedupe", None) => self.view.dedupe = key == "dedupe",
                     ("passthrough", None) => self.passthrough = Some(true),
                     ("nopassthrough", None) => self.passthrough = Some(false),
                     (

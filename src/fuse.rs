@@ -44,6 +44,9 @@ impl FuseFs {
     /// Wraps a view; `passthrough` asks for kernel passthrough of blob reads.
     pub fn new(view: Arc<CacheView>, passthrough: bool, stats: Arc<Stats>) -> Self {
         stats.passthrough.store(passthrough, Ordering::Relaxed);
+        let _ = stats.dedupe.set(view.dedupe_counters());
+        // Hashing copies must not hold the request workers.
+        view.start_converters(2);
         FuseFs {
             view,
             passthrough: AtomicBool::new(passthrough),
@@ -133,6 +136,10 @@ impl FuseFs {
         match grant {
             Grant::Passthrough(Backing { id, .. }) => {
                 Stats::bump(&self.stats.passthrough_opens, 1);
+                if writable {
+                    // Its writes go to the store without the daemon: hashed at close instead.
+                    self.view.writes_bypass(o.fh);
+                }
                 // FOPEN_KEEP_CACHE must not be combined with passthrough. The FLUSH at close
                 // is kept: it lets the (asynchronous) RELEASE of a passthrough reader reach
                 // the daemon before the closing process's next open, which a writer of the

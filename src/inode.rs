@@ -142,6 +142,23 @@ impl InodeTable {
         ino
     }
 
+    /// The inode number of the node with `key`, if the kernel holds one.
+    pub fn ino_of(&self, key: &Key) -> Option<Ino> {
+        self.by_key.get(key).copied()
+    }
+
+    /// Detaches the node with `key` (see [`Key::Detached`]): the store file it stood for was
+    /// replaced behind the kernel's back, and its store inode number may be reused for
+    /// another file, which must get a node of its own. The kernel's next use of the old node
+    /// gets `ESTALE` and looks the name up again.
+    pub fn detach_key(&mut self, key: &Key) {
+        if let Some(ino) = self.by_key.remove(key)
+            && let Some(node) = self.nodes.get_mut(&ino)
+        {
+            node.key = Key::Detached(ino);
+        }
+    }
+
     /// Records how the node was last reached (see [`Node::via_link`], [`Node::guards`]) and
     /// the size of an immutable blob ([`Node::blob_size`]).
     pub fn set_reach(&mut self, ino: Ino, via_link: bool, guards: Guards, blob_size: u64) {

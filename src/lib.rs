@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 #[cfg(unix)]
 pub mod fuse;
+pub mod hub;
 pub mod inode;
 pub mod links;
 #[cfg(unix)]

@@ -570,6 +570,9 @@ fn serve_with_log(
         bytes_read: 0,
         bytes_written: 0,
         passthrough_opens: 0,
+        dedupe_linked: 0,
+        dedupe_bytes_saved: 0,
+        dedupe_pending: 0,
     };
     let _status_file = hfcachefs::stats::StatusWriter::start(status, mounted.stats.clone())
         .map_err(|e| log::warn!("status file: {e}"))
@@ -654,7 +657,7 @@ fn status(only: Option<&Path>, json: bool, pids: bool) -> Result<(), String> {
                 format!("pid {}", s.pid)
             };
             println!(
-                "{} <- {}: {state}\n  {pid}, {}, {} reads, options '{}', up {}s\n  requests {}, errors {}, read {} B (userspace), written {} B, passthrough opens {}",
+                "{} <- {}: {state}\n  {pid}, {}, {} reads, options '{}', up {}s\n  requests {}, errors {}, read {} B (userspace), written {} B, passthrough opens {}\n  copies stored as links {}, bytes saved {}",
                 s.mountpoint.display(),
                 s.store.display(),
                 s.access,
@@ -669,7 +672,9 @@ fn status(only: Option<&Path>, json: bool, pids: bool) -> Result<(), String> {
                 s.errors,
                 s.bytes_read,
                 s.bytes_written,
-                s.passthrough_opens
+                s.passthrough_opens,
+                s.dedupe_linked,
+                s.dedupe_bytes_saved
             );
         }
     }

@@ -580,6 +580,9 @@ pub fn survey(only: Option<&Path>) -> Vec<MountReport> {
                     bytes_read: 0,
                     bytes_written: 0,
                     passthrough_opens: 0,
+                    dedupe_linked: 0,
+                    dedupe_bytes_saved: 0,
+                    dedupe_pending: 0,
                 },
             });
         }

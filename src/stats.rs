@@ -29,6 +29,19 @@ pub struct Stats {
     pub passthrough_opens: AtomicU64,
     /// Kernel passthrough is in use.
     pub passthrough: AtomicBool,
+    /// The view's deduplication counters (set once the view is known).
+    pub dedupe: std::sync::OnceLock<Arc<DedupeCounters>>,
+}
+
+/// What the view's deduplication of copies did (see `view::copies`).
+#[derive(Debug, Default)]
+pub struct DedupeCounters {
+    /// Snapshot entries stored as links instead of copies.
+    pub linked: AtomicU64,
+    /// Bytes of copies freed by linking them to a blob that already held their content.
+    pub bytes_saved: AtomicU64,
+    /// Conversions in progress (hashing or linking).
+    pub pending: AtomicU64,
 }
 
 impl Stats {
@@ -65,6 +78,15 @@ pub struct Status {
     pub bytes_written: u64,
     /// Opens served with passthrough.
     pub passthrough_opens: u64,
+    /// Snapshot entries written as copies and stored as links.
+    #[serde(default)]
+    pub dedupe_linked: u64,
+    /// Bytes freed by storing copies as links.
+    #[serde(default)]
+    pub dedupe_bytes_saved: u64,
+    /// Conversions of copies in progress.
+    #[serde(default)]
+    pub dedupe_pending: u64,
 }
 
 /// Where status files live: `$HFCACHEFS_STATE_DIR`, else `/run/hfcachefs` for root, else
@@ -204,6 +226,9 @@ fn snapshot(base: &Status, stats: &Stats) -> Status {
         bytes_read: get(&stats.bytes_read),
         bytes_written: get(&stats.bytes_written),
         passthrough_opens: get(&stats.passthrough_opens),
+        dedupe_linked: stats.dedupe.get().map_or(0, |d| get(&d.linked)),
+        dedupe_bytes_saved: stats.dedupe.get().map_or(0, |d| get(&d.bytes_saved)),
+        dedupe_pending: stats.dedupe.get().map_or(0, |d| get(&d.pending)),
         ..base.clone()
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod access;
 mod attr;
+mod copies;
 mod dir;
 mod handles;
 mod keep;
@@ -75,6 +76,9 @@ pub struct ViewConfig {
     pub chown_new: bool,
     /// XSym files outside `blobs/` are links (`-o xsym`; see `Store::set_xsym`).
     pub xsym: bool,
+    /// Copies written into snapshots become links to blobs (`-o nodedupe` turns it off; see
+    /// `view::copies`).
+    pub dedupe: bool,
 }
 
 impl Default for ViewConfig {
@@ -90,6 +94,7 @@ impl Default for ViewConfig {
             mountpoint: None,
             chown_new: true,
             xsym: false,
+            dedupe: true,
         }
     }
 }
@@ -111,6 +116,8 @@ pub struct CacheView {
     remote_store: bool,
     /// Recently seen directories' guards (see [`CacheView::guards_of`]).
     dir_guards: Mutex<HashMap<StorePath, (Option<DirGuard>, Instant)>>,
+    /// Deduplication of copies as they are written (see [`copies`]).
+    copies: copies::Copies,
 }
 
 /// How a store entry is shown.
@@ -147,6 +154,7 @@ impl CacheView {
             listings: Default::default(),
             dir_guards: Default::default(),
             remote_store,
+            copies: Default::default(),
         }
     }
 

@@ -609,3 +609,125 @@ fn names_of_255_bytes_work_and_256_are_too_long() {
     assert_eq!(e.raw_os_error(), Some(libc::ENAMETOOLONG));
     drop(m);
 }
+
+// ------------------------------------------------------------------------------------------
+// The daemon killed while a copy becomes a link
+// ------------------------------------------------------------------------------------------
+
+/// A client writes copies into a snapshot; the daemon is SIGKILLed as soon as it has begun
+/// converting one of them (the log says it is reading it to hash it), i.e. between the write
+/// and the link. Whatever moment the kill hit, every snapshot entry is the old state (a
+/// regular file) or the new one (a link to a blob with the same bytes), no link dangles, and
+/// every blob holds the bytes its name says; after a remount every file the client finished
+/// reads back whole.
+#[test]
+fn daemon_killed_between_write_and_link_leaves_old_or_new_never_broken() {
+    use hfcachefs::hub::hash::digest_bytes;
+    let store = tempfile::tempdir().unwrap();
+    let repo = store.path().join(REPO);
+    let snapdir = repo.join(format!("snapshots/{C1}"));
+    std::fs::create_dir_all(&snapdir).unwrap();
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    // One blob already there: copies of it become links to it.
+    let old = content(500, 3 << 20);
+    let old_name = digest_bytes(&old).git_sha1.unwrap();
+    std::fs::write(repo.join("blobs").join(&old_name), &old).unwrap();
+    let mut m = Mount::new(store.path(), "");
+    let files: Vec<(String, Vec<u8>)> = (0..16u32)
+        .map(|i| {
+            let data = if i % 3 == 0 {
+                old.clone()
+            } else {
+                content(600 + i, 12 << 20)
+            };
+            (format!("f{i:02}.bin"), data)
+        })
+        .collect();
+    let done = Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let client = {
+        let (files, done, dir) = (
+            files.clone(),
+            done.clone(),
+            m.path(&format!("{REPO}/snapshots/{C1}")),
+        );
+        std::thread::spawn(move || {
+            for (i, (name, data)) in files.iter().enumerate() {
+                let res = std::fs::File::create(dir.join(name)).and_then(|mut f| f.write_all(data));
+                if res.is_err() {
+                    return;
+                }
+                done.lock().unwrap().push(i);
+            }
+        })
+    };
+    // Kill as soon as the third conversion has started reading its file.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let started = m.log_text().matches("dedupe: reading").count();
+        if started >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no conversion started:\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: kill(2) on our own child's PID.
+    unsafe { libc::kill(m.pid().unwrap() as i32, libc::SIGKILL) };
+    let log = m.log_text();
+    bounded(Duration::from_secs(60), move || client.join())
+        .expect("client hung after the daemon was killed")
+        .unwrap();
+    let out = Command::new(bin())
+        .arg("unmount")
+        .arg(&m.mp)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = m.stop();
+    // The store: old or new state for every entry, never a broken one.
+    let mut links = 0;
+    for e in std::fs::read_dir(&snapdir).unwrap() {
+        let p = e.unwrap().path();
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        if md.is_symlink() {
+            links += 1;
+            let target = p.parent().unwrap().join(std::fs::read_link(&p).unwrap());
+            let bytes = std::fs::read(&target)
+                .unwrap_or_else(|e| panic!("{} dangles: {e}\n{log}", p.display()));
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if let Some((_, data)) = files.iter().find(|(n, _)| *n == name) {
+                assert_eq!(&bytes, data, "{} links to other bytes", p.display());
+            }
+        } else {
+            assert!(md.is_file(), "{}", p.display());
+        }
+    }
+    for e in std::fs::read_dir(repo.join("blobs")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let d = digest_bytes(&std::fs::read(&p).unwrap());
+        assert_eq!(
+            d.for_name(&name),
+            Some(name.as_str()),
+            "blob {name} holds other bytes"
+        );
+    }
+    eprintln!(
+        "killed after {} finished files; {links} entries were links",
+        done.lock().unwrap().len()
+    );
+    // Remounted, every file the client finished reads back whole.
+    let m2 = Mount::new(store.path(), "");
+    for &i in done.lock().unwrap().iter() {
+        let (name, data) = &files[i];
+        let got = std::fs::read(m2.path(&format!("{REPO}/snapshots/{C1}/{name}"))).unwrap();
+        assert!(got == *data, "{name} reads other bytes after the crash");
+    }
+}

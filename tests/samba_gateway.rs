@@ -520,3 +520,81 @@ fn what_the_view_adds_over_sharing_the_bare_store() {
         "and with it the other revision"
     );
 }
+
+/// Waits (up to 60 s) until store entry `p` is a link: a copy is converted when its last
+/// close reaches the daemon, after the client's close returned.
+fn wait_for_link(p: &Path, smbd: &Smbd, m: &Mount) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !fs::symlink_metadata(p).is_ok_and(|md| md.is_symlink()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} is still not a link\nsmbd log:\n{}\nmount log:\n{}",
+            p.display(),
+            smbd.log(),
+            m.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A Windows copy-mode client over SMB, doing what huggingface_hub does without symlinks: it
+/// downloads a blob (temporary name, rename), moves it into one revision, copies it into
+/// another, and puts a new file in place with a rename. The store ends with links only and
+/// one blob per content.
+#[test]
+fn copy_mode_client_over_smb_leaves_links_and_one_blob_per_content() {
+    let g = gateway();
+    let x = content(91, 400_000);
+    let y = content(92, 12_345);
+    let dl = tempfile::tempdir().unwrap();
+    fs::write(dl.path().join("x.bin"), &x).unwrap();
+    fs::write(dl.path().join("y.bin"), &y).unwrap();
+    let digests = |d: &[u8]| hfcachefs::hub::hash::digest_bytes(d);
+    let ex = digests(&x).git_sha1.unwrap();
+    let ey = digests(&y).git_sha1.unwrap();
+    let xs = dl.path().join("x.bin");
+    let ys = dl.path().join("y.bin");
+    g.smbd.must(
+        "hf-hub",
+        &format!(
+            "put {xs} {REPO}/blobs/{ex}.incomplete; \
+             rename {REPO}/blobs/{ex}.incomplete {REPO}/blobs/{ex}; \
+             rename {REPO}/blobs/{ex} {REPO}/snapshots/{C1}/x.bin; \
+             put {xs} {REPO}/snapshots/{C2}/x.bin; \
+             put {ys} {REPO}/snapshots/{C2}/y.tmp; \
+             rename {REPO}/snapshots/{C2}/y.tmp {REPO}/snapshots/{C2}/y.bin",
+            xs = xs.display(),
+            ys = ys.display(),
+        ),
+    );
+    for (rev, name, etag) in [(C1, "x.bin", &ex), (C2, "x.bin", &ex), (C2, "y.bin", &ey)] {
+        let p = g.store.p(&format!("{REPO}/snapshots/{rev}/{name}"));
+        wait_for_link(&p, &g.smbd, &g.m);
+        assert_eq!(
+            fs::read_link(&p).unwrap(),
+            PathBuf::from(format!("../../blobs/{etag}")),
+            "{}",
+            p.display()
+        );
+    }
+    // The moved blob stayed; each content is held by exactly one file of the repo.
+    for (etag, data) in [(&ex, &x), (&ey, &y)] {
+        let b = g.store.p(&format!("{REPO}/blobs/{etag}"));
+        assert!(fs::symlink_metadata(&b).unwrap().is_file());
+        assert_eq!(&fs::read(&b).unwrap(), data);
+    }
+    let holders = walk(&g.store.p(REPO))
+        .into_iter()
+        .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+        .filter(|p| fs::read(p).is_ok_and(|d| d == x || d == y))
+        .count();
+    assert_eq!(holders, 2, "one file per content");
+    assert!(!g.store.p(&format!("{REPO}/snapshots/{C2}/y.tmp")).exists());
+    // The client reads its files back over SMB.
+    let back = dl.path().join("back.bin");
+    g.smbd.must(
+        "hf-hub",
+        &format!("get {REPO}/snapshots/{C2}/y.bin {}", back.display()),
+    );
+    assert_eq!(fs::read(&back).unwrap(), y);
+}

@@ -771,3 +771,84 @@ fn names_are_escaped_in_logs() {
         "{log}"
     );
 }
+
+/// Waits (at most 60 s) until the daemon's log contains `needle`.
+fn wait_log(m: &Mount, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !m.log_text().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no log line {needle:?}:\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Rule 10: a copy written through the view becomes a link only as its writer could have
+/// made it in the store: a user who may write a snapshot but not the repo's `blobs/` gets
+/// no new blob made for them; their copy of an existing blob still becomes a link (replacing
+/// their own entry is theirs to do), and once they may write `blobs/`, new content becomes a
+/// blob too.
+#[test]
+fn copies_become_links_only_as_their_writer_could_make_them() {
+    let store = hub();
+    let user = User::new("c");
+    let repo = "models--acme--sec";
+    let x = b"content already held by a blob\n".to_vec();
+    let ex = hfcachefs::hub::hash::digest_bytes(&x).git_sha1.unwrap();
+    dir_in(&store, repo, 0o755, None);
+    let blobs = dir_in(&store, &format!("{repo}/blobs"), 0o755, None);
+    file_in(&store, &format!("{repo}/blobs/{ex}"), &x, 0o644, None);
+    dir_in(&store, &format!("{repo}/snapshots"), 0o755, None);
+    let snap = dir_in(&store, &format!("{repo}/snapshots/{C1}"), 0o777, None);
+    let m = shared_mount(&store, "");
+    let mp = m.mp.join(format!("{repo}/snapshots/{C1}"));
+    let write = |name: &str, bytes: &str| {
+        let o = user.sh(&format!("printf '%s' '{bytes}' > {}/{name}", mp.display()));
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    write("new.bin", "new content of the user");
+    wait_log(&m, "new.bin left as a copy: the caller may not add to");
+    assert!(
+        std::fs::symlink_metadata(snap.join("new.bin"))
+            .unwrap()
+            .is_file()
+    );
+    assert_eq!(
+        std::fs::read_dir(&blobs).unwrap().count(),
+        1,
+        "a blob was made for them"
+    );
+    write("copy.bin", std::str::from_utf8(&x).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::symlink_metadata(snap.join("copy.bin"))
+        .unwrap()
+        .is_symlink()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "copy not linked:\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_link(snap.join("copy.bin")).unwrap(),
+        PathBuf::from(format!("../../blobs/{ex}"))
+    );
+    chmod(&blobs, 0o777);
+    write("new2.bin", "more new content");
+    while !std::fs::symlink_metadata(snap.join("new2.bin"))
+        .unwrap()
+        .is_symlink()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "new2 not linked:\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_no_link_escapes(store.root());
+}

@@ -22,26 +22,22 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::store::OFlags;
 use serde::Serialize;
 
 use super::hash::{Algos, Digests, HashError, Hashed, Job, hash_many};
-use super::inventory::{self, Entry, Inventory, Repo, is_content_name, read_small};
+use super::inventory::{self, Entry, Inventory, Repo, is_content_name};
 use super::{DedupeArgs, Outcome, Ui, age, human, rel};
 #[cfg(windows)]
 use crate::compat::libc;
+use crate::hub;
 use crate::path::StorePath;
 use crate::store::{Meta, Store};
 
-/// Above this size the Hub only stores files in LFS (sha256 etag).
-pub const LFS_THRESHOLD: u64 = 10 * 1024 * 1024;
+pub use crate::hub::{LFS_THRESHOLD, NameRule, naming_rule};
 
 /// Entry point of `hfcachefs dedupe`.
 pub fn main(args: DedupeArgs, default_store: PathBuf) -> ExitCode {
@@ -104,65 +100,6 @@ pub struct Note {
     pub reason: String,
 }
 
-/// How a new blob's name is chosen, with the name kind it implies.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NameRule {
-    /// `trees/<commit>.json` gives the etag.
-    Tree(String),
-    /// The same path links to a blob with a name of this length in another revision.
-    Sibling(usize),
-    /// By size (sha256 above [`LFS_THRESHOLD`]).
-    Size,
-}
-
-/// The rule and the digest kind for a copy (see the module doc).
-pub fn naming_rule(
-    tree_etag: Option<&str>,
-    sibling_len: Option<usize>,
-    size: u64,
-) -> (NameRule, Algos) {
-    if let Some(e) = tree_etag.filter(|e| is_content_name(e)) {
-        return (NameRule::Tree(e.to_string()), Algos::for_name(e));
-    }
-    if let Some(len) = sibling_len.filter(|l| *l == 40 || *l == 64) {
-        return (NameRule::Sibling(len), Algos::for_name(&"0".repeat(len)));
-    }
-    let sha256 = size > LFS_THRESHOLD;
-    (
-        NameRule::Size,
-        Algos {
-            sha256,
-            git_sha1: !sha256,
-        },
-    )
-}
-
-/// The etag `trees/<commit>.json` records for each path (`lfs_sha256`, else `blob_id`).
-fn tree_etags(store: &Store, repo: &Repo, commit: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let Some(p) = StorePath::parse(&format!("{}/trees/{commit}.json", repo.folder)) else {
-        return out;
-    };
-    let Some(bytes) = read_small(store, &p, 256 << 20) else {
-        return out;
-    };
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return out;
-    };
-    if let Some(files) = v.get("files").and_then(|f| f.as_object()) {
-        for (path, f) in files {
-            let etag = f
-                .get("lfs_sha256")
-                .and_then(|x| x.as_str())
-                .or_else(|| f.get("blob_id").and_then(|x| x.as_str()));
-            if let Some(e) = etag {
-                out.insert(path.clone(), e.to_string());
-            }
-        }
-    }
-    out
-}
-
 /// A blob a copy may link to.
 #[derive(Clone, Debug)]
 struct Target {
@@ -195,7 +132,7 @@ pub fn dedupe(
     for (ri, repo) in inv.repos.iter().enumerate() {
         let siblings = sibling_lengths(&inv, repo);
         for rev in &repo.revisions {
-            let trees = tree_etags(store, repo, &rev.commit);
+            let trees = hub::tree_etags(store, &repo.folder, &rev.commit);
             for e in &rev.entries {
                 let Entry::File(meta) = &e.entry else {
                     continue;
@@ -337,18 +274,6 @@ struct Ctx<'s> {
     min_age: Duration,
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn temp_name(dir: &StorePath) -> Option<StorePath> {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = format!(
-        "{}dedupe-{}-{n}",
-        inventory::OWN_TEMP_PREFIX,
-        std::process::id()
-    );
-    dir.join(std::ffi::OsStr::new(&name))
-}
-
 /// The conflict of a good copy with a corrupt blob: the copy's content hashes to the blob's
 /// name, the blob's bytes differ, so the blob is the one that is wrong.
 fn corrupt_blob(blob: &str, algorithm: &str) -> String {
@@ -389,23 +314,7 @@ impl Ctx<'_> {
             };
             return self.replace(copy, h, &t, "link", freed);
         }
-        let name = match &copy.rule {
-            NameRule::Tree(etag) => {
-                if h.digests.for_name(etag) != Some(etag.as_str()) {
-                    return Err(format!(
-                        "content does not match the etag {etag} in trees/ (corrupt copy?)"
-                    ));
-                }
-                etag.clone()
-            }
-            NameRule::Sibling(_) | NameRule::Size => h
-                .digests
-                .sha256
-                .clone()
-                .filter(|_| copy_algo_is_sha256(&copy.rule, m.size))
-                .or_else(|| h.digests.git_sha1.clone())
-                .ok_or("no digest")?,
-        };
+        let name = hub::new_blob_name(&copy.rule, &h.digests, m.size)?;
         let blob = StorePath::parse(&format!("{}/blobs/{name}", repo.folder)).ok_or("bad name")?;
         if let Some(t) = targets.iter().find(|t| t.name == name) {
             // The copy hashes to `name`, so the blob of that name is the corrupt one.
@@ -424,7 +333,7 @@ impl Ctx<'_> {
             )));
         }
         if !self.dry_run {
-            match self.make_blob(&copy.path, &blob, &name, m) {
+            match hub::make_blob(self.store, &copy.path, &blob, &name, m) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                     return Ok(Done::Skipped(format!(
@@ -449,56 +358,6 @@ impl Ctx<'_> {
         self.replace(copy, h, &t, "move", 0)
     }
 
-    /// Makes `blob` a second name of the copy (or, without hard links, a copy of it).
-    fn make_blob(
-        &self,
-        copy: &StorePath,
-        blob: &StorePath,
-        name: &str,
-        m: &Meta,
-    ) -> io::Result<()> {
-        let dir = blob.parent();
-        match self.store.mkdir(&dir, 0o755) {
-            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e),
-            _ => {}
-        }
-        match self.store.link(copy, blob) {
-            Ok(()) => return Ok(()),
-            Err(e)
-                if !matches!(
-                    e.raw_os_error(),
-                    Some(libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK | libc::EXDEV)
-                ) =>
-            {
-                return Err(e);
-            }
-            Err(_) => {}
-        }
-        // No hard links here: copy under a temp name, check the bytes, publish without replacing.
-        let tmp = temp_name(&dir).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let res = (|| {
-            let src = File::from(self.store.open(copy, OFlags::RDONLY, 0)?);
-            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
-            let mut dst = File::from(self.store.open(&tmp, flags, u32::from(m.perm))?);
-            let mut reader = src.take(m.size + 1);
-            let n = io::copy(&mut reader, &mut dst)?;
-            dst.flush()?;
-            dst.sync_all()?;
-            let stop = std::sync::atomic::AtomicBool::new(false);
-            let algos = Algos::for_name(name);
-            let hashed = super::hash::hash_path(self.store, &tmp, algos, &stop, &|_| {})
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            if n != m.size || hashed.digests.for_name(name) != Some(name) {
-                return Err(io::Error::other("the copy changed while it was copied"));
-            }
-            self.store.rename(&tmp, blob, libc::RENAME_NOREPLACE)
-        })();
-        if res.is_err() {
-            let _ = self.store.unlink(&tmp);
-        }
-        res
-    }
-
     /// Replaces the copy with a link to `t`, if it is still the file that was hashed.
     fn replace(
         &self,
@@ -518,69 +377,19 @@ impl Ctx<'_> {
         if self.dry_run {
             return Ok(done);
         }
-        let now = self.store.lstat(&copy.path).map_err(|e| e.to_string())?;
-        let m = &h.meta;
-        if (now.kind, now.dev, now.ino, now.size, now.mtime)
-            != (m.kind, m.dev, m.ino, m.size, m.mtime)
-        {
-            return Ok(Done::Skipped("changed meanwhile; run dedupe again".into()));
+        match hub::replace_with_link(self.store, &copy.path, &t.path, &h.meta, "dedupe") {
+            Ok(()) => Ok(done),
+            Err(hub::ReplaceError::Changed) => {
+                Ok(Done::Skipped("changed meanwhile; run dedupe again".into()))
+            }
+            Err(e) => Err(format!("replacing it: {e}")),
         }
-        let dir = copy.path.parent();
-        let text = t.path.relative_from(&dir);
-        let tmp = temp_name(&dir).ok_or("bad temp name")?;
-        self.store
-            .symlink(&text, &tmp)
-            .map_err(|e| format!("creating a link in {}: {e}", rel(&dir)))?;
-        if let Err(e) = self.store.rename(&tmp, &copy.path, 0) {
-            let _ = self.store.unlink(&tmp);
-            return Err(format!("replacing it: {e}"));
-        }
-        Ok(done)
     }
 
     /// Byte-for-byte comparison of two store files.
     fn same_bytes(&self, a: &StorePath, b: &StorePath) -> Result<bool, String> {
-        let open = |p: &StorePath| {
-            self.store
-                .open(p, OFlags::RDONLY, 0)
-                .map(File::from)
-                .map_err(|e| format!("{}: {e}", rel(p)))
-        };
-        let (mut fa, mut fb) = (open(a)?, open(b)?);
-        let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
-        loop {
-            let na = read_full(&mut fa, &mut ba).map_err(|e| e.to_string())?;
-            let nb = read_full(&mut fb, &mut bb).map_err(|e| e.to_string())?;
-            if na != nb || ba[..na] != bb[..nb] {
-                return Ok(false);
-            }
-            if na == 0 {
-                return Ok(true);
-            }
-        }
+        hub::same_bytes(self.store, a, b).map_err(|e| format!("{} or {}: {e}", rel(a), rel(b)))
     }
-}
-
-/// Whether the naming rule picked sha256 for a copy of this size.
-fn copy_algo_is_sha256(rule: &NameRule, size: u64) -> bool {
-    match rule {
-        NameRule::Tree(e) => e.len() == 64,
-        NameRule::Sibling(len) => *len == 64,
-        NameRule::Size => size > LFS_THRESHOLD,
-    }
-}
-
-fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The report for people.
@@ -619,34 +428,6 @@ pub fn text(r: &DedupeReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn naming_rules() {
-        let sha = "a".repeat(64);
-        let git = "b".repeat(40);
-        assert_eq!(
-            naming_rule(Some(&sha), Some(40), 1).0,
-            NameRule::Tree(sha.clone())
-        );
-        assert_eq!(
-            naming_rule(Some(&git), None, LFS_THRESHOLD + 1).1,
-            Algos::for_name(&git)
-        );
-        // A bad etag in trees/ is ignored.
-        assert_eq!(
-            naming_rule(Some("xyz"), Some(64), 1).0,
-            NameRule::Sibling(64)
-        );
-        assert!(naming_rule(None, Some(64), 1).1.sha256);
-        assert!(naming_rule(None, Some(40), LFS_THRESHOLD * 2).1.git_sha1);
-        assert!(naming_rule(None, None, LFS_THRESHOLD).1.git_sha1);
-        assert!(naming_rule(None, None, LFS_THRESHOLD + 1).1.sha256);
-        assert!(copy_algo_is_sha256(&NameRule::Size, LFS_THRESHOLD + 1));
-        assert!(!copy_algo_is_sha256(
-            &NameRule::Sibling(40),
-            LFS_THRESHOLD + 1
-        ));
-    }
 
     // Linking creates symlinks in the store, which wine cannot (see docs/WINDOWS.md).
     #[cfg(unix)]

@@ -25,7 +25,7 @@ use crate::store::{Kind, Meta, Store};
 /// Marker file of a shared blob store (`blobs/.huggingface-shared-blobs`, content `1\n`).
 pub const SHARED_MARKER: &str = ".huggingface-shared-blobs";
 /// Prefix of every temporary name hfcachefs itself creates.
-pub const OWN_TEMP_PREFIX: &str = ".hfcachefs-";
+pub use crate::hub::OWN_TEMP_PREFIX;
 
 /// What a non-blob file left by a client or by hfcachefs is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,10 +201,7 @@ pub fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// True for a content name: 40 (git sha1) or 64 (sha256) lower-case hex digits.
-pub fn is_content_name(s: &str) -> bool {
-    is_hex(s, 40) || is_hex(s, 64)
-}
+pub use crate::hub::is_content_name;
 
 /// `.<name>.<8hex>.<suffix>`, the hub's temporary names next to a blob.
 fn hub_dot_temp(name: &str, suffixes: &[&str]) -> bool {

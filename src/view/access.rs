@@ -106,6 +106,36 @@ impl Drop for Serving {
     }
 }
 
+/// A caller with the supplementary groups they had when it was taken: for work done on their
+/// behalf later, when their process may be gone.
+#[derive(Clone, Debug)]
+pub struct Held {
+    caller: Caller,
+    groups: Vec<u32>,
+}
+
+/// The caller this thread serves, with their groups read now (none needed for root).
+pub fn hold() -> Option<Held> {
+    let caller = current()?;
+    let groups = if caller.uid == 0 {
+        Vec::new()
+    } else {
+        supplementary_groups(caller.pid)
+    };
+    Some(Held { caller, groups })
+}
+
+/// Enters a held caller as the one this thread serves, until dropped.
+pub fn serving_held(h: Held) -> Serving {
+    CURRENT.with(|c| {
+        *c.borrow_mut() = Some(Current {
+            caller: h.caller,
+            groups: Some(h.groups),
+        })
+    });
+    Serving(())
+}
+
 /// The caller this thread serves, if any.
 pub fn current() -> Option<Caller> {
     CURRENT.with(|c| c.borrow().as_ref().map(|c| c.caller))

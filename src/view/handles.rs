@@ -135,6 +135,15 @@ impl Handles {
     pub fn open_files(&self) -> usize {
         self.files.read().unwrap_or_else(|e| e.into_inner()).len()
     }
+
+    /// Number of handles of `ino` open for writing.
+    pub(super) fn writers(&self, ino: Ino) -> usize {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        files
+            .values()
+            .filter(|h| h.ino == ino && h.writable)
+            .count()
+    }
 }
 
 /// The store open flags for a client's open flags: the access mode and the flags that change
@@ -182,6 +191,8 @@ impl CacheView {
                 "blobs are immutable through the view; replace the name instead",
             ));
         }
+        // A writer's open must not interleave with a copy becoming a link (`copies`).
+        let names = write.then(|| self.copies.name_lock());
         // Read-only opens try the current path first (no separate lstat); writers — which may
         // truncate — only ever open a path whose identity was checked first.
         let fast = if write {
@@ -209,6 +220,10 @@ impl CacheView {
             file: fd.into(),
             writable: write,
         });
+        if write {
+            self.track_writes(ino, &node.real, flags & libc::O_TRUNC != 0);
+        }
+        drop(names);
         Ok(Opened {
             fh,
             keep_cache: node.immutable,
@@ -239,6 +254,7 @@ impl CacheView {
             return Err(FsError::BadHandle);
         }
         h.file.write_all_at(data, offset)?;
+        self.copies.wrote(h.ino, offset, data);
         Ok(data.len() as u32)
     }
 
@@ -330,6 +346,11 @@ impl CacheView {
             if last {
                 self.locks.drop_inode(h.ino);
             }
+            if h.writable {
+                let ino = h.ino;
+                drop(h);
+                self.written_and_closed(ino);
+            }
         }
     }
 
@@ -357,6 +378,7 @@ impl CacheView {
             return Err(FsError::BadHandle);
         }
         let flags = rustix::fs::FallocateFlags::from_bits(mode as _).ok_or(FsError::Unsupported)?;
+        self.copies.broken(h.ino);
         rustix::fs::fallocate(&h.file, flags, offset, length)?;
         Ok(())
     }

@@ -202,7 +202,7 @@ impl CacheView {
         let guarded = !guards.is_empty();
         let ino = {
             let mut table = self.table();
-            let ino = table.lookup(Key::File(meta.dev, meta.ino), path, false, false);
+            let ino = table.lookup(Key::File(meta.dev, meta.ino), path.clone(), false, false);
             table.set_reach(ino, via_link, guards, 0);
             ino
         };
@@ -216,6 +216,7 @@ impl CacheView {
             file: fd.into(),
             writable: wants_write(flags) || flags & libc::O_ACCMODE != libc::O_RDONLY,
         });
+        self.track_writes(ino, &path, true);
         Ok((
             entry,
             Opened {
@@ -273,6 +274,7 @@ impl CacheView {
     pub fn unlink(&self, parent: Ino, name: &OsStr) -> FsResult<()> {
         self.writable()?;
         let path = self.child(parent, name)?;
+        let _names = self.copies.name_lock();
         let meta = self.store.lstat(&path)?;
         self.check_delete(&path, &meta)?;
         match meta.kind {
@@ -422,12 +424,19 @@ impl CacheView {
         self.writable()?;
         let from = self.child(parent, name)?;
         let to = self.child(newparent, newname)?;
+        let names = self.copies.name_lock();
         let meta = self.store.lstat(&from)?;
         self.check_delete(&from, &meta)?;
         if self.caller_is_checked()
             && let Ok(replaced) = self.store.lstat(&to)
         {
             self.check_delete(&to, &replaced)?;
+        }
+        if self.rename_blob_as_link(&from, &to, &meta, flags)? {
+            // The kernel now shows the blob's inode under `to` (the link reaches it); the
+            // blob keeps its name and node.
+            self.forget_dir_guards();
+            return Ok(());
         }
         let is_link = self.store.is_link(&from, &meta);
         let moved_link = is_link && from.parent() != to.parent();
@@ -465,6 +474,17 @@ impl CacheView {
             &from,
             &to,
         );
+        drop(names);
+        // A complete copy put in place in a snapshot becomes a link (a file still written
+        // becomes one when its last writer closes it).
+        if self.dedupes()
+            && meta.kind == Kind::File
+            && !is_link
+            && flags & libc::RENAME_EXCHANGE == 0
+            && self.writers_of(&meta) == 0
+        {
+            self.put_in_place(to);
+        }
         Ok(())
     }
 
@@ -576,6 +596,11 @@ impl CacheView {
             return Err(FsError::NotPermitted(
                 "blobs are immutable through the view; replace the name instead",
             ));
+        }
+        // A truncation must not interleave with a copy becoming a link (`copies`).
+        let _names = set.size.map(|_| self.copies.name_lock());
+        if set.size.is_some() {
+            self.copies.broken(ino);
         }
         let handle = fh.and_then(|fh| self.handles.file(fh));
         let owned;

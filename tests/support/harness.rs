@@ -461,7 +461,21 @@ pub fn wait_for_port(what: &str, port: u16, child: &mut Option<Child>, log: impl
 /// (as a Linux client writing directly would leave it), `check-offline` through the mount, and
 /// no symlink visible in the mount. `label` names the case in failure messages.
 pub fn download_round_trip(python: &Path, hub: &FakeHub, store: &Path, m: &Mount, label: &str) {
-    let (ok, out) = hub_client(python, hub, &m.mp, "download", &[]);
+    download_round_trip_with(python, hub, store, m, label, &[], |_| {});
+}
+
+/// [`download_round_trip`] with extra client environment `env` (for every client run), and
+/// `settled(store)` called after the download, before the store's layout is checked.
+pub fn download_round_trip_with(
+    python: &Path,
+    hub: &FakeHub,
+    store: &Path,
+    m: &Mount,
+    label: &str,
+    env: &[(&str, &str)],
+    settled: impl Fn(&Path),
+) {
+    let (ok, out) = hub_client(python, hub, &m.mp, "download", env);
     assert!(
         ok,
         "download through the mount ({label}): {out}\n{}",
@@ -471,15 +485,15 @@ pub fn download_round_trip(python: &Path, hub: &FakeHub, store: &Path, m: &Mount
         !out.contains("degraded"),
         "degraded-cache warning ({label}): {out}"
     );
-    let (ok, out) = hub_client(python, hub, store, "check-layout", &[]);
+    settled(store);
+    let (ok, out) = hub_client(python, hub, store, "check-layout", env);
     assert!(ok, "store layout after the download ({label}): {out}");
-    let (ok, out) = hub_client(
-        python,
-        hub,
-        &m.mp,
-        "check-offline",
-        &[("HF_HUB_OFFLINE", "1")],
-    );
+    let offline: Vec<(&str, &str)> = env
+        .iter()
+        .copied()
+        .chain([("HF_HUB_OFFLINE", "1")])
+        .collect();
+    let (ok, out) = hub_client(python, hub, &m.mp, "check-offline", &offline);
     assert!(ok, "offline reload through the mount ({label}): {out}");
     for p in walk(&m.mp) {
         assert!(
