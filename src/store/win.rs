@@ -1408,7 +1408,10 @@ impl Store {
             return Err(errno(libc::EXDEV));
         }
         if self.xsym_links(p) {
-            let body = xsym::format(t.as_bytes()).ok_or_else(|| errno(libc::ENAMETOOLONG))?;
+            // XSym texts are POSIX paths: Linux clients that read them take `\` for a name
+            // character, so the Windows separators become `/`.
+            let posix = t.replace('\\', "/");
+            let body = xsym::format(posix.as_bytes()).ok_or_else(|| errno(libc::ENAMETOOLONG))?;
             let h = self.open_entry(
                 p,
                 FILE_WRITE_DATA | DELETE,

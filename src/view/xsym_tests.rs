@@ -171,6 +171,13 @@ fn creating_over_a_hidden_xsym_link_replaces_it() {
         .unwrap();
     view.write(o.fh, 0, b"new").unwrap();
     view.release(o.fh, None);
+    // The name now holds the new bytes (as a file, or as a link to a blob of them once the
+    // copy is deduplicated), seen through the view and no longer the dangling link's text.
+    let e = walk(&view, &format!("{REPO}/snapshots/c/dangling")).unwrap();
+    let h = view.open(e.attr.ino, libc::O_RDONLY).unwrap();
+    assert_eq!(view.read(h.fh, 0, 100).unwrap(), b"new");
+    view.release(h.fh, None);
     let p = dir.path().join(REPO).join("snapshots/c/dangling");
-    assert_eq!(std::fs::read(p).unwrap(), b"new");
+    let text = crate::links::xsym::parse(&std::fs::read(p).unwrap()).map(|l| l.text);
+    assert_ne!(text.as_deref(), Some(&b"../../blobs/missing"[..]));
 }

@@ -144,6 +144,14 @@ impl Host {
         std::fs::write(p, data).expect("write");
     }
 
+    /// The text of the store entry `rel` if it is an XSym link (how links look in this
+    /// harness's store), else `None`.
+    pub fn link_text(&self, rel: &str) -> Option<String> {
+        let bytes = std::fs::read(self.disk(rel)).ok()?;
+        let link = crate::links::xsym::parse(&bytes)?;
+        String::from_utf8(link.text).ok()
+    }
+
     /// Writes an XSym link into the store directly (how a Linux machine's symlink reaches a
     /// Windows store layer that cannot create reparse points here).
     pub fn put_link(&self, rel: &str, target: &str) {

@@ -69,13 +69,22 @@ fn hub_download_without_symlink_rights() {
     h.write_always(&snap("config2.json"), &cfg)
         .expect("copy into snapshots/");
 
+    // The store ends as a symlinking client would have left it (docs/SEMANTICS.md, "Copies
+    // become links"): the moved blob stays and its new name is a link to it; the copy of a
+    // cached file is a link to the blob it copied.
     assert_eq!(
-        std::fs::read(h.disk(&snap("model.safetensors"))).unwrap(),
-        data
+        h.link_text(&snap("model.safetensors")),
+        Some(format!("../../blobs/{etag}"))
     );
-    assert!(!h.disk(&blob(&etag)).exists());
+    assert_eq!(std::fs::read(h.disk(&blob(&etag))).unwrap(), data);
     assert!(!h.disk(&incomplete).exists());
-    assert_eq!(std::fs::read(h.disk(&snap("config2.json"))).unwrap(), cfg);
+    assert_eq!(
+        h.link_text(&snap("config2.json")),
+        Some(format!("../../blobs/{ETAG}"))
+    );
+    // The client reads its files back.
+    assert_eq!(h.read_all(&snap("model.safetensors")).unwrap(), data);
+    assert_eq!(h.read_all(&snap("config2.json")).unwrap(), cfg);
     // The Linux link and its blob are untouched.
     assert_eq!(
         h.read_all(&snap("config.json")).unwrap(),
@@ -101,12 +110,15 @@ fn force_download_over_a_windows_copy() {
     );
     let data = h.read_all(&blob(ETAG)).unwrap();
     h.write_always(&snap("config.json"), &data).unwrap();
+    // The copy became a link to a blob of its content (a new one: the fake download's bytes
+    // are not ETAG's), so `shutil.move` removing its source, the old blob, loses nothing.
     h.delete(&blob(ETAG), false).unwrap();
-    assert_eq!(
-        std::fs::read(h.disk(&snap("config.json"))).unwrap(),
-        b"new content"
-    );
-    assert!(!h.disk(&blob(ETAG)).exists());
+    assert_eq!(h.read_all(&snap("config.json")).unwrap(), b"new content");
+    let on_disk = match h.link_text(&snap("config.json")) {
+        Some(text) => std::fs::read(h.disk(&format!("{REPO}/snapshots/{COMMIT}/{text}"))).unwrap(),
+        None => std::fs::read(h.disk(&snap("config.json"))).unwrap(),
+    };
+    assert_eq!(on_disk, b"new content");
 }
 
 /// `force_download=True` over a store a Linux machine wrote: the re-download must end with
