@@ -557,23 +557,15 @@ fn serve_with_log(
         mountpoint.display(),
         cfg.threads
     );
-    let status = hfcachefs::stats::Status {
-        pid: std::process::id(),
-        store: std::path::absolute(source).unwrap_or_else(|_| source.to_path_buf()),
-        mountpoint: mountpoint.to_path_buf(),
-        options: options.to_string(),
-        access: access.into(),
-        mode: mode.into(),
-        started: hfcachefs::stats::now(),
-        requests: 0,
-        errors: 0,
-        bytes_read: 0,
-        bytes_written: 0,
-        passthrough_opens: 0,
-        dedupe_linked: 0,
-        dedupe_bytes_saved: 0,
-        dedupe_pending: 0,
-    };
+    let status = hfcachefs::stats::Status::new(
+        std::process::id(),
+        std::path::absolute(source).unwrap_or_else(|_| source.to_path_buf()),
+        mountpoint.to_path_buf(),
+        options.to_string(),
+        access.into(),
+        mode.into(),
+        hfcachefs::stats::now(),
+    );
     let _status_file = hfcachefs::stats::StatusWriter::start(status, mounted.stats.clone())
         .map_err(|e| log::warn!("status file: {e}"))
         .ok();

@@ -563,27 +563,19 @@ pub fn survey(only: Option<&Path>) -> Vec<MountReport> {
         {
             out.push(MountReport {
                 state: State::Dead,
-                status: Status {
-                    pid: 0,
-                    store: PathBuf::from(&m.source),
-                    mountpoint: m.mountpoint.clone(),
-                    options: m.options.clone(),
-                    access: if m.options.split(',').any(|o| o == "ro") {
+                status: Status::new(
+                    0,
+                    PathBuf::from(&m.source),
+                    m.mountpoint.clone(),
+                    m.options.clone(),
+                    if m.options.split(',').any(|o| o == "ro") {
                         "ro".into()
                     } else {
                         "rw".into()
                     },
-                    mode: String::new(),
-                    started: 0,
-                    requests: 0,
-                    errors: 0,
-                    bytes_read: 0,
-                    bytes_written: 0,
-                    passthrough_opens: 0,
-                    dedupe_linked: 0,
-                    dedupe_bytes_saved: 0,
-                    dedupe_pending: 0,
-                },
+                    String::new(),
+                    0,
+                ),
             });
         }
     }

@@ -89,6 +89,38 @@ pub struct Status {
     pub dedupe_pending: u64,
 }
 
+impl Status {
+    /// What a mount is, with every counter at zero (the daemon's first status file, or a
+    /// dead mount found only in the mount table).
+    pub fn new(
+        pid: u32,
+        store: PathBuf,
+        mountpoint: PathBuf,
+        options: String,
+        access: String,
+        mode: String,
+        started: u64,
+    ) -> Status {
+        Status {
+            pid,
+            store,
+            mountpoint,
+            options,
+            access,
+            mode,
+            started,
+            requests: 0,
+            errors: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            passthrough_opens: 0,
+            dedupe_linked: 0,
+            dedupe_bytes_saved: 0,
+            dedupe_pending: 0,
+        }
+    }
+}
+
 /// Where status files live: `$HFCACHEFS_STATE_DIR`, else `/run/hfcachefs` for root, else
 /// `$XDG_RUNTIME_DIR/hfcachefs`, else `$XDG_STATE_HOME/hfcachefs` or
 /// `~/.local/state/hfcachefs` — never a fixed name in the shared temp dir, which another user
