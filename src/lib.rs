@@ -6,6 +6,9 @@
 //! platform-neutral in its decisions; `fuse` is the thin FUSE adapter (Unix), [`winfsp`] the
 //! Windows front end (pure decision modules everywhere, the WinFsp adapter on Windows).
 
+// Every `unsafe` block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 #[cfg(windows)]
 mod compat;
 pub mod config;

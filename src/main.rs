@@ -6,6 +6,9 @@
 //! shape ([`is_fuse_form`]); any other first word that is not a subcommand is an error with a
 //! suggestion, never a mount.
 
+// Every `unsafe` block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 #[cfg(unix)]
 use std::io::{Read, Write};
 #[cfg_attr(windows, allow(unused_imports))]
