@@ -63,6 +63,9 @@ pub struct Node {
     pub guards: Guards,
     /// Size of an immutable blob when last looked up (its size never changes); 0 otherwise.
     pub blob_size: u64,
+    /// When the store file was last seen to be this node's (at a lookup, or an open that
+    /// checked); `None` before.
+    pub checked: Option<std::time::Instant>,
 }
 
 /// How many other names of a hard-linked file are remembered.
@@ -93,6 +96,7 @@ impl Default for InodeTable {
             via_link: false,
             guards: Guards::default(),
             blob_size: 0,
+            checked: None,
         };
         t.by_key.insert(Key::Root, ROOT_INO);
         t.nodes.insert(ROOT_INO, root);
@@ -137,6 +141,7 @@ impl InodeTable {
                 via_link: false,
                 guards: Guards::default(),
                 blob_size: 0,
+                checked: None,
             },
         );
         ino
@@ -166,6 +171,14 @@ impl InodeTable {
             node.via_link = via_link;
             node.guards = guards;
             node.blob_size = blob_size;
+            node.checked = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Notes that the store file of `ino` was just seen to be its own.
+    pub fn set_checked(&mut self, ino: Ino) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.checked = Some(std::time::Instant::now());
         }
     }
 
@@ -192,6 +205,7 @@ impl InodeTable {
             via_link: false,
             guards: Guards::default(),
             blob_size: 0,
+            checked: None,
         };
         self.nodes.insert(ino, node);
         ino

@@ -172,7 +172,21 @@ impl CacheView {
             return Err(FsError::Stale);
         }
         self.check_reach(&node)?;
-        Ok((node.immutable && !wants_write(flags)).then_some(node.blob_size))
+        if !node.immutable || wants_write(flags) {
+            return Ok(None);
+        }
+        // The blob's name is kept, its bytes never change — but the file under its path can
+        // be replaced (a re-download elsewhere renames a new file over it). Checked as often
+        // as its attributes are (`blob_timeout`): a replaced file is `ESTALE` here, at the
+        // open, where the kernel looks the name up again, never at a later read.
+        let fresh = node
+            .checked
+            .is_some_and(|at| at.elapsed() < self.config.blob_attr_ttl);
+        if !fresh {
+            self.locate(ino, &node)?;
+            self.table().set_checked(ino);
+        }
+        Ok(Some(node.blob_size))
     }
 
     /// Opens file `ino`.
