@@ -40,10 +40,7 @@ fn assert_store_links_and_view_files(store: &Path, mp: &Path) {
 fn cache_written_directly_reads_through_a_read_only_mount() {
     let py = venv_python("hub2");
     let hub = FakeHub::start(&py);
-    let store = tempfile::Builder::new()
-        .prefix("hfcfs-hub")
-        .tempdir()
-        .unwrap();
+    let store = harness::empty_store();
     let (ok, out) = hub_client(&py, &hub, store.path(), "populate", &[]);
     assert!(ok, "populate: {out}");
     let m = Mount::new(store.path(), "ro");
@@ -69,10 +66,7 @@ fn cache_written_directly_reads_through_a_read_only_mount() {
 fn download_through_rw_mount(venv: &str) {
     let py = venv_python(venv);
     let hub = FakeHub::start(&py);
-    let store = tempfile::Builder::new()
-        .prefix("hfcfs-hub")
-        .tempdir()
-        .unwrap();
+    let store = harness::empty_store();
     let m = Mount::new(store.path(), "");
     harness::download_round_trip(&py, &hub, store.path(), &m, venv);
     assert_store_links_and_view_files(store.path(), &m.mp);
@@ -141,10 +135,7 @@ fn copy_mode_without_passthrough_reads_nothing_twice() {
 fn copy_mode_through_the_mount(venv: &str, opts: &str) -> (tempfile::TempDir, harness::Mount) {
     let py = venv_python(venv);
     let hub = FakeHub::start(&py);
-    let store = tempfile::Builder::new()
-        .prefix("hfcfs-hub")
-        .tempdir()
-        .unwrap();
+    let store = harness::empty_store();
     let m = Mount::new(store.path(), opts);
     harness::download_round_trip_with(
         &py,
@@ -174,10 +165,7 @@ fn copy_mode_through_the_mount(venv: &str, opts: &str) -> (tempfile::TempDir, ha
 fn copy_mode_through_a_nodedupe_mount_leaves_copies() {
     let py = venv_python("hub2");
     let hub = FakeHub::start(&py);
-    let store = tempfile::Builder::new()
-        .prefix("hfcfs-hub")
-        .tempdir()
-        .unwrap();
+    let store = harness::empty_store();
     let m = Mount::new(store.path(), "nodedupe");
     let (ok, out) = harness::hub_client(&py, &hub, &m.mp, "snapshot", COPY_MODE);
     assert!(ok, "{out}\n{}", m.log_text());
@@ -197,10 +185,7 @@ fn copy_mode_through_a_nodedupe_mount_leaves_copies() {
 fn two_copy_mode_clients_at_once_leave_links_only() {
     let py = venv_python("hub2");
     let hub = FakeHub::start(&py);
-    let store = tempfile::Builder::new()
-        .prefix("hfcfs-hub")
-        .tempdir()
-        .unwrap();
+    let store = harness::empty_store();
     let m = Mount::new(store.path(), "");
     std::thread::scope(|s| {
         let runs: Vec<_> = (0..2)

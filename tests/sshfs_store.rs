@@ -580,10 +580,7 @@ fn writes_through_the_mount_land_on_the_remote_store() {
 fn huggingface_hub_downloads_through_the_mount_over_sshfs() {
     let py = venv_python("hub2");
     let hub = FakeHub::start(&py);
-    let store = tempfile::Builder::new()
-        .prefix("hfcfs-hub")
-        .tempdir()
-        .unwrap();
+    let store = harness::empty_store();
     let ssh = SshStore::mount(store.path());
     let m = Mount::new(&ssh.mp, "");
     harness::download_round_trip(&py, &hub, store.path(), &m, "over sshfs");

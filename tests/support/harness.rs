@@ -230,6 +230,14 @@ pub fn content(seed: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// An empty directory for a store that a client fills (removed when dropped).
+pub fn empty_store() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("hfcfs-hub")
+        .tempdir()
+        .expect("tempdir")
+}
+
 /// A hub-like store fixture.
 pub struct Store {
     pub dir: tempfile::TempDir,
