@@ -38,12 +38,24 @@ pub fn is_content_name(s: &str) -> bool {
     hex(40) || hex(64)
 }
 
-/// True for a repo folder name (`models--…`, `datasets--…`, `spaces--…`, `kernels--…`).
+/// The repo type and id of a repo folder name (`models--org--name` → `("model",
+/// "org/name")`), as the hub's cache scan derives them; `None` for anything else.
+pub fn repo_kind(folder: &str) -> Option<(&'static str, String)> {
+    let (prefix, rest) = folder.split_once("--")?;
+    let kind = match prefix {
+        "models" => "model",
+        "datasets" => "dataset",
+        "spaces" => "space",
+        "kernels" => "kernel",
+        _ => return None,
+    };
+    (!rest.is_empty()).then(|| (kind, rest.replace("--", "/")))
+}
+
+/// True for a repo folder name (`models--…`, `datasets--…`, `spaces--…`, `kernels--…`): the
+/// one rule the view, the copies and the tools share ([`repo_kind`]).
 pub fn is_repo_folder(name: &OsStr) -> bool {
-    let b = crate::store::name_bytes(name);
-    [&b"models--"[..], b"datasets--", b"spaces--", b"kernels--"]
-        .iter()
-        .any(|p| b.starts_with(p))
+    name.to_str().and_then(repo_kind).is_some()
 }
 
 /// A path below `<repo>/snapshots/<commit>/`.
@@ -385,6 +397,31 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repo_folders_by_one_rule() {
+        for (folder, want) in [
+            ("models--acme--m", Some(("model", "acme/m"))),
+            ("datasets--d", Some(("dataset", "d"))),
+            ("spaces--o--s", Some(("space", "o/s"))),
+            ("kernels--k--x", Some(("kernel", "k/x"))),
+            ("models--", None),
+            ("blobs", None),
+            ("other--a--b", None),
+        ] {
+            let got = repo_kind(folder);
+            assert_eq!(
+                got.as_ref().map(|(k, id)| (*k, id.as_str())),
+                want,
+                "{folder}"
+            );
+            assert_eq!(
+                is_repo_folder(OsStr::new(folder)),
+                want.is_some(),
+                "{folder}"
+            );
+        }
+    }
 
     #[test]
     fn naming_rules() {

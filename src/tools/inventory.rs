@@ -177,18 +177,7 @@ pub struct Inventory {
     pub complete: bool,
 }
 
-/// The repo type and id of a repo folder name, as the hub's cache scan derives them.
-pub fn repo_kind(folder: &str) -> Option<(&'static str, String)> {
-    let (prefix, rest) = folder.split_once("--")?;
-    let kind = match prefix {
-        "models" => "model",
-        "datasets" => "dataset",
-        "spaces" => "space",
-        "kernels" => "kernel",
-        _ => return None,
-    };
-    (!rest.is_empty()).then(|| (kind, rest.replace("--", "/")))
-}
+pub use crate::hub::repo_kind;
 
 /// True if `query` names the repo: its folder, its id, or `<type>s/<id>`.
 pub fn repo_matches(repo: &Repo, query: &str) -> bool {

@@ -14,11 +14,6 @@
 //! Files outside the hub layout are not tracked (no store-wide reverse index).
 
 use std::ffi::OsStr;
-#[cfg(unix)]
-use std::os::unix::ffi::OsStrExt;
-
-#[cfg(windows)]
-use crate::compat::OsStrExt;
 
 use crate::store::OFlags;
 
@@ -202,7 +197,5 @@ impl CacheView {
 /// The repo folder (`models--…`, `datasets--…`, `spaces--…`) a store path lies in, if any.
 pub(super) fn repo_of(p: &StorePath) -> Option<&OsStr> {
     let first = p.components().next()?;
-    let b = first.as_bytes();
-    (b.starts_with(b"models--") || b.starts_with(b"datasets--") || b.starts_with(b"spaces--"))
-        .then_some(first)
+    crate::hub::is_repo_folder(first).then_some(first)
 }
