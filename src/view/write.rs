@@ -202,7 +202,14 @@ impl CacheView {
         let guarded = !guards.is_empty();
         let ino = {
             let mut table = self.table();
-            let ino = table.lookup(Key::File(meta.dev, meta.ino), path.clone(), false, false);
+            // The file was just made (`O_EXCL`): a node the kernel still holds for its store
+            // inode number stood for a file deleted since, whose number the store reused. It
+            // must not become this file's (the kernel would show this file, still being
+            // written, under the old one's names and cached pages): it is detached, and its
+            // next use answers `ESTALE`.
+            let key = Key::File(meta.dev, meta.ino);
+            table.detach_key(&key);
+            let ino = table.lookup(key, path.clone(), false, false);
             table.set_reach(ino, via_link, guards, 0);
             ino
         };
