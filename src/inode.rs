@@ -175,6 +175,11 @@ impl InodeTable {
         }
     }
 
+    /// True if `ino` was reached through a link (see [`Node::via_link`]); false if unknown.
+    pub fn via_link(&self, ino: Ino) -> bool {
+        self.nodes.get(&ino).is_some_and(|n| n.via_link)
+    }
+
     /// Notes that the store file of `ino` was just seen to be its own.
     pub fn set_checked(&mut self, ino: Ino) {
         if let Some(node) = self.nodes.get_mut(&ino) {

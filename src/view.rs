@@ -201,7 +201,7 @@ impl CacheView {
 
     /// Decides how the store entry `path` (child `name` of view directory `parent`) is shown.
     fn classify(&self, parent: Ino, name: &OsStr, path: StorePath, meta: Meta) -> FsResult<Shown> {
-        let parent_via = self.node(parent).map(|n| n.via_link).unwrap_or(false);
+        let parent_via = self.table().via_link(parent);
         let fixed_name = path.is_fixed_name();
         let shown = |key, real: StorePath, meta, immutable, via_link| -> FsResult<Shown> {
             let guards = if via_link {

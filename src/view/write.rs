@@ -193,7 +193,7 @@ impl CacheView {
         let meta = Meta::of_fd(&fd)?;
         // Inside a directory reached through a link, the new file has that directory's
         // guards (see `access`).
-        let via_link = self.node(parent).is_ok_and(|n| n.via_link);
+        let via_link = self.table().via_link(parent);
         let guards = if via_link {
             self.guards_of(&path)?
         } else {
