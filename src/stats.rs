@@ -303,28 +303,41 @@ pub fn read_files() -> Vec<StatusFile> {
     out
 }
 
-/// True if `pid` is an hfcachefs process that has not finished exiting: gone once every one
-/// of its threads is a zombie (every descriptor, including the store's, is closed by then;
-/// the main thread alone being a zombie is not enough, the others may still be exiting). A
-/// reused PID of another program counts as gone. An exiting process has an empty command
-/// line before it closes its files, so an empty one counts as ours.
+/// True if `pid` is an hfcachefs process that has not finished exiting: gone once its main
+/// thread is a zombie and no other thread is left (the last thread closes every descriptor,
+/// including the store's, before it goes; the main thread alone being a zombie is not
+/// enough, the others may still be exiting). A reused PID of another program counts as gone.
+/// An exiting process has an empty command line before it closes its files, so an empty one
+/// counts as ours.
+///
+/// Read from `/proc/<pid>/status`, which the kernel renders in one piece: a listing of
+/// `/proc/<pid>/task` is no proof, as it ends early at a thread that exits while it is read,
+/// hiding the threads after it.
 pub fn daemon_alive(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return false;
     };
-    let running = tasks.filter_map(Result::ok).any(|t| {
-        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
-            return false;
-        };
-        // "tid (comm) S ...": the state follows the last ')' (comm may contain anything).
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        !matches!(state, None | Some("Z" | "X"))
-    });
-    running
-        && std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| c.is_empty() || c.windows(9).any(|w| w == b"hfcachefs"))
+    if !status_says_running(&status) {
+        return false;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.is_empty() || c.windows(9).any(|w| w == b"hfcachefs"))
+}
+
+/// Whether a `/proc/<pid>/status` text shows a process not yet done exiting: its main thread
+/// is not a zombie, or other threads are still counted.
+fn status_says_running(status: &str) -> bool {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let zombie = field("State:").is_none_or(|s| s.starts_with('Z') || s.starts_with('X'));
+    let threads = field("Threads:")
+        .and_then(|t| t.parse::<u32>().ok())
+        .unwrap_or(0);
+    !zombie || threads > 1
 }
 
 /// Seconds since the epoch.
@@ -338,6 +351,23 @@ pub fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exiting_process_is_alive_until_its_last_thread_is_gone() {
+        let st = |state: &str, threads: u32| {
+            format!("Name:\thfcachefs\nState:\t{state}\nTgid:\t7\nThreads:\t{threads}\n")
+        };
+        assert!(status_says_running(&st("S (sleeping)", 9)));
+        assert!(status_says_running(&st("T (stopped)", 1)));
+        // Main thread done, one thread still closing files: not gone yet.
+        assert!(status_says_running(&st("Z (zombie)", 2)));
+        assert!(!status_says_running(&st("Z (zombie)", 1)));
+        assert!(!status_says_running(&st("X (dead)", 1)));
+        assert!(!status_says_running(""));
+        // This test process runs, from a binary whose name holds the project's.
+        assert!(daemon_alive(std::process::id()));
+        assert!(!daemon_alive(u32::MAX));
+    }
 
     #[test]
     fn state_dir_is_never_a_guessable_temp_name_while_there_is_a_home() {
