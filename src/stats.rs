@@ -286,13 +286,26 @@ pub struct StatusFile {
 /// Every readable status file in the state dir, whether its daemon runs or not, sorted by
 /// mountpoint.
 pub fn read_files() -> Vec<StatusFile> {
-    let Ok(rd) = std::fs::read_dir(state_dir()) else {
-        return Vec::new();
+    let list = || -> Vec<PathBuf> {
+        std::fs::read_dir(state_dir())
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let mut out: Vec<StatusFile> = rd
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+    // A listing that runs while a daemon renames its fresh status file over the old one can
+    // miss that name (tmpfs puts the renamed entry before the listing's position). Daemons
+    // rewrite at most every 500 ms, so of two listings taken back to back at most one races
+    // a given rewrite: their union has every file.
+    let mut paths = list();
+    paths.extend(list());
+    paths.sort();
+    paths.dedup();
+    let mut out: Vec<StatusFile> = paths
+        .into_iter()
         .filter_map(|path| {
             let b = std::fs::read(&path).ok()?;
             let status = serde_json::from_slice::<Status>(&b).ok()?;
