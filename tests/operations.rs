@@ -132,6 +132,9 @@ fn status_tells_live_stale_and_dead_apart_and_cleans_up() {
     // A daemon that does not answer (stopped): stale, exit 1.
     // SAFETY: kill(2) on our own child's PID.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    // The kernel wakes one thread for the stop; the others stop only once it has run, and
+    // until then they still answer requests. Wait for all of them.
+    wait_all_stopped(pid);
     let (code, v) = status_json(&state, Some(&m.mp));
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGCONT) }, 0);
@@ -162,6 +165,30 @@ fn status_tells_live_stale_and_dead_apart_and_cleans_up() {
     assert_eq!((code, v), (1, serde_json::json!([])));
     let (code, text) = run_in(&state, &["status".as_ref(), m.mp.as_os_str()]);
     assert_eq!(code, 1, "{text}");
+}
+
+/// Waits until every thread of `pid` is stopped (state `T`).
+fn wait_all_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let states: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("task list")
+            .filter_map(Result::ok)
+            .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+            .filter_map(|st| {
+                let (_, rest) = st.rsplit_once(')')?;
+                rest.split_whitespace().next().map(str::to_string)
+            })
+            .collect();
+        if !states.is_empty() && states.iter().all(|s| s == "T") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not stopped: {states:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Waits until the daemon of `m` has written its status file.
