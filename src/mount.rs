@@ -302,6 +302,9 @@ fn kernel_flag(flag: &str) -> Option<fuser::MountOption> {
     })
 }
 
+/// How long `unmount` asks again while the kernel says the mount is busy.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
 /// How long `unmount` waits for the daemon to exit after the kernel let the mount go.
 pub const DAEMON_EXIT_WAIT: Duration = Duration::from_secs(10);
 
@@ -328,7 +331,17 @@ pub fn unmount(mountpoint: &Path, lazy: bool, wait: Duration) -> Result<(), Moun
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    unmount_kernel(&path, lazy)?;
+    // A busy answer may come from a moment's reference (a `status` probe's `statfs`, a
+    // shell's `stat` of the mountpoint), not from open files: asked again for a short while.
+    let deadline = Instant::now() + BUSY_RETRY;
+    loop {
+        match unmount_kernel(&path, lazy) {
+            Err(MountError::Busy(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => break r?,
+        }
+    }
     for f in &daemons {
         if !lazy {
             let deadline = Instant::now() + wait;
