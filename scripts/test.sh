@@ -21,5 +21,5 @@ fi
 echo "== cargo test"
 # Unit tests of the library and binary, then every integration test (examples are built by
 # clippy above; their empty test harness would otherwise close the run). The last lines are
-# cargo's own summaries.
-exec cargo test --lib --bins --tests
+# cargo's own summaries; --no-fail-fast so one failing binary does not hide the others.
+exec cargo test --no-fail-fast --lib --bins --tests
