@@ -58,6 +58,15 @@ const SHARE_MARGIN: Duration = Duration::from_secs(1);
 /// How many entries of a listing on a network store are looked up at once.
 const PREFETCH: usize = 32;
 
+/// How many entries of a listing on a local store are looked up at once once lookups wait
+/// for the disk: fewer than fit one reply (about 25 entries of 4 KiB), so little is looked up
+/// only to be forgotten.
+const LOCAL_PREFETCH: usize = 16;
+
+/// A lookup on a local store taking this long waited for the disk (a cached one takes a
+/// few microseconds of system calls).
+const COLD_LOOKUP: Duration = Duration::from_micros(100);
+
 /// Threads that look up one window.
 const PREFETCH_THREADS: usize = 8;
 
@@ -322,12 +331,20 @@ impl CacheView {
             }
         }
         // On a network store, the entries of a window are looked up at once (each lookup is
-        // a few round trips); lookups the reply has no room for are forgotten again.
-        let window = if self.remote_store { PREFETCH } else { 1 };
+        // a few round trips); lookups the reply has no room for are forgotten again. On a
+        // local store, one at a time while lookups are fast (the store's inodes are cached:
+        // threads would cost more than they save), and a window at once after a lookup that
+        // waited for the disk (a cold listing), until they are fast again.
+        let mut window = if self.remote_store { PREFETCH } else { 1 };
         let mut i = pos as usize - 2;
         while i < list.len() {
             let end = (i + window).min(list.len());
+            let started = std::time::Instant::now();
             let mut found = self.lookup_window(ino, &list, i..end).into_iter();
+            if !self.remote_store {
+                let per_entry = started.elapsed() / u32::try_from(end - i).unwrap_or(1).max(1);
+                window = if per_entry >= COLD_LOOKUP { LOCAL_PREFETCH } else { 1 };
+            }
             for k in i..end {
                 pos += 1;
                 let Some(entry) = found.next().flatten() else {
