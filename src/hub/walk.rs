@@ -440,4 +440,35 @@ mod tests {
         assert!(flow.is_break());
         assert!(seen.entries.is_empty());
     }
+
+    /// One link rule: a symlink anywhere; an XSym file only where the store counts them
+    /// (the `xsym` option) and never in `blobs/` (Hub content); every walk reports a link
+    /// file as a link.
+    #[test]
+    fn one_link_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let xsym = crate::links::xsym::format(b"../x").unwrap();
+        std::fs::create_dir_all(root.join("models--a--b/blobs")).unwrap();
+        std::fs::create_dir_all(root.join("models--a--b/snapshots/c1")).unwrap();
+        std::fs::write(root.join("models--a--b/snapshots/c1/f"), &xsym).unwrap();
+        std::fs::write(root.join("models--a--b/blobs/f"), &xsym).unwrap();
+        symlink("../x", root.join("models--a--b/blobs/l")).unwrap();
+        let store = Store::open_root(root).unwrap();
+        let sp = |s: &str| StorePath::parse(s).unwrap();
+        let is = |s: &str| {
+            let p = sp(s);
+            let m = store.lstat(&p).unwrap();
+            (is_link(&store, &p, &m), link_kind(&store, &p, &m))
+        };
+        assert_eq!(is("models--a--b/blobs/l"), (true, Kind::Symlink));
+        assert_eq!(is("models--a--b/snapshots/c1/f"), (false, Kind::File));
+        store.set_xsym(true);
+        assert_eq!(is("models--a--b/snapshots/c1/f"), (true, Kind::Symlink));
+        assert_eq!(is("models--a--b/blobs/f"), (false, Kind::File));
+        assert_eq!(
+            first_hop(&store, &sp("models--a--b/snapshots/c1/f")),
+            Some(sp("models--a--b/snapshots/x"))
+        );
+    }
 }
