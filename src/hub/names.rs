@@ -50,6 +50,12 @@ pub fn is_repo_folder(name: &OsStr) -> bool {
     name.to_str().and_then(repo_kind).is_some()
 }
 
+/// True for a name the hub puts at the root of a cache: a repo folder, `.locks`,
+/// `CACHEDIR.TAG` or the shared `blobs/` store.
+pub fn is_cache_root_entry(name: &str) -> bool {
+    matches!(name, ".locks" | "CACHEDIR.TAG" | "blobs") || repo_kind(name).is_some()
+}
+
 /// The repo folder a store path lies in, if any.
 pub fn repo_of(p: &StorePath) -> Option<&OsStr> {
     let first = p.components().next()?;
@@ -238,6 +244,15 @@ mod tests {
             Some(OsStr::new("models--a--b"))
         );
         assert_eq!(repo_of(&sp("other/x")), None);
+        for (name, want) in [
+            ("models--a--b", true),
+            (".locks", true),
+            ("CACHEDIR.TAG", true),
+            ("blobs", true),
+            ("usr", false),
+        ] {
+            assert_eq!(is_cache_root_entry(name), want, "{name}");
+        }
     }
 
     #[test]

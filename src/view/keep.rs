@@ -33,7 +33,7 @@ impl CacheView {
         let comps: Vec<&OsStr> = path.components().collect();
         match comps.as_slice() {
             // A payload: its referrers are the repo blob links its manifest lists.
-            [b, _hh, _hash] if *b == "blobs" => {
+            _ if hub::names::payload(path).is_some() => {
                 for entry in manifest::read(&self.store, path) {
                     if walk::first_hop(&self.store, &entry).as_ref() == Some(path) {
                         out.push(entry);

@@ -22,7 +22,7 @@ use crate::hub::{self, NameRule, naming_rule};
 use crate::path::StorePath;
 use crate::store::{Meta, Store};
 use crate::tools::hash::{HashError, Hashed, Job, hash_many};
-use crate::tools::inventory::{self, Entry, Inventory, Repo, is_content_name};
+use crate::tools::inventory::{self, Entry, Inventory, Repo};
 use crate::tools::{Ui, age, rel};
 
 /// A blob a copy may link to.
@@ -194,11 +194,8 @@ fn sibling_lengths(inv: &Inventory, repo: &Repo) -> HashMap<String, usize> {
         let Some(hop) = &inv.links[i].res.first_hop else {
             continue;
         };
-        let comps: Vec<_> = hop.components().collect();
-        if let [r, b, name] = comps.as_slice()
-            && *r == repo.folder.as_str()
-            && *b == "blobs"
-            && is_content_name(&name.to_string_lossy())
+        if let Some((r, name)) = hub::repo_blob(hop)
+            && r == repo.folder
         {
             out.entry(e.rel.clone()).or_insert(name.len());
         }
