@@ -15,8 +15,8 @@
 //!    renamed over the entry, after checking the entry is still the file that was hashed.
 //!    A reader of the name sees the old file or the link, never nothing.
 //!
-//! Deciding, acting and rendering are apart: [`plan`] hashes every copy and decides (changing
-//! nothing), [`apply`] carries the plan out, [`preview`] turns a plan into the report of a
+//! Deciding, acting and rendering are apart: [`plan()`] hashes every copy and decides (changing
+//! nothing), [`apply()`] carries the plan out, [`preview`] turns a plan into the report of a
 //! dry run, and [`text`] renders a report. A dry run is the plan, not applied.
 //!
 //! Idempotent (links are left alone), interruptible between entries, and safe with other
@@ -24,8 +24,8 @@
 //! hard link in `blobs/`, which the next run uses, or a stale `.hfcachefs-dedupe-*` link that
 //! `gc` removes). Exit 1 if a copy could not be deduplicated because of a conflict or error.
 
-mod apply;
-mod plan;
+pub mod apply;
+pub mod plan;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

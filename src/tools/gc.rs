@@ -13,18 +13,19 @@
 //!    it); it is held while the repo's snapshots are walked again and the entry is deleted,
 //!    so a client that linked it meanwhile keeps it.
 //! 5. A payload is deleted only after the repo blob links that reached it were deleted, and
-//!    only if no entry of its manifest `<hash>.refs` is a link to it; its manifest goes with it
+//!    only if no entry of its manifest `<hash>.refs` is a link to it (a link by the hub's one
+//!    rule, [`walk::is_link`]); its manifest goes with it
 //!    (the lock file stays, as the hub leaves it).
 //!
-//! Deciding, acting and rendering are apart: [`plan`] walks the store and decides (changing
-//! nothing), [`apply`] carries a plan out re-checking each decision under its lock,
+//! Deciding, acting and rendering are apart: [`plan()`] walks the store and decides (changing
+//! nothing), [`apply()`] carries a plan out re-checking each decision under its lock,
 //! [`preview`] turns a plan into the report of a dry run, and [`text`] renders a report.
 //! A dry run is the plan, not applied.
 //!
 //! Exit 1 if something could not be deleted because of an error, or the walk was incomplete.
 
-mod apply;
-mod plan;
+pub mod apply;
+pub mod plan;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

@@ -1,11 +1,11 @@
 //! Inventory of a store: one confined walk that classifies every entry the tools care about.
 //!
 //! Invariants:
-//! - Directories are opened through [`Store::open`] (`openat2` beneath the root, no links);
+//! - Directories are opened through [`Store::open`](crate::store::Store::open) (`openat2` beneath the root, no links);
 //!   entries are examined with `fstatat(AT_SYMLINK_NOFOLLOW)` / `readlinkat` on single names
 //!   relative to that descriptor, so nothing outside the store is ever touched.
 //! - Every symlink met anywhere in the store is recorded with its [`Resolution`], done by
-//!   [`Resolver`] over a tracing [`LinkSource`] that notes every link crossed on the way
+//!   [`Resolver`](crate::resolve::Resolver) over a tracing [`LinkSource`](crate::resolve::LinkSource) that notes every link crossed on the way
 //!   (snapshot → repo blob → shared payload), so reachability counts intermediate hops too.
 //! - *Candidates* are the entries `gc` may delete: repo blobs `<repo>/blobs/<40|64 hex>` and,
 //!   in a marked shared store, payloads `blobs/<hh>/<64 hex>`. Every other link is a *root*.
