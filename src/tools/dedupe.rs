@@ -163,12 +163,11 @@ pub fn text(r: &DedupeReport) -> String {
     s
 }
 
-#[cfg(test)]
+// Linking creates symlinks in the store, which wine cannot (see docs/WINDOWS.md).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    // Linking creates symlinks in the store, which wine cannot (see docs/WINDOWS.md).
-    #[cfg(unix)]
     #[test]
     fn interrupted_move_is_finished_and_fresh_copies_wait() {
         let dir = tempfile::tempdir().unwrap();
@@ -211,7 +210,6 @@ mod tests {
 
     /// A dry run is the plan, not applied; the run does what it announced. Two copies of
     /// one content: the first becomes the blob, the second links to it.
-    #[cfg(unix)]
     #[test]
     fn dry_run_is_the_plan_and_a_blob_not_created_is_never_linked() {
         let dir = tempfile::tempdir().unwrap();
