@@ -192,7 +192,7 @@ impl InodeTable {
         if let Some(node) = self.nodes.get_mut(&ino) {
             node.aliases.retain(|a| a != real);
             node.real = real.clone();
-            node.immutable = !node.is_dir && node.real.is_blob();
+            node.immutable = !node.is_dir && crate::hub::is_blob_path(&node.real);
         }
     }
 
@@ -294,7 +294,7 @@ impl InodeTable {
             if let Some(p) = node.real.rebase(from, to) {
                 node.real = p;
                 // Immutability is a property of where the file now is.
-                node.immutable = !node.is_dir && node.real.is_blob();
+                node.immutable = !node.is_dir && crate::hub::is_blob_path(&node.real);
             }
             for a in node.aliases.iter_mut() {
                 if let Some(p) = a.rebase(from, to) {

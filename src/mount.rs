@@ -180,9 +180,7 @@ pub fn looks_like_hub_cache(store: &Path) -> bool {
         empty = false;
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if matches!(name.as_ref(), ".locks" | "CACHEDIR.TAG" | "blobs")
-            || crate::tools::inventory::repo_kind(&name).is_some()
-        {
+        if crate::hub::names::is_cache_root_entry(&name) {
             return true;
         }
     }

@@ -116,33 +116,6 @@ impl StorePath {
         first == Some(OsStr::new("blobs")) || second == Some(OsStr::new("blobs"))
     }
 
-    /// True for a name whose target the hub never changes: a snapshot entry
-    /// `<repo>/snapshots/<commit>/<path…>` (fixed by its commit) or a blob (fixed by its
-    /// hash, see [`StorePath::is_blob`]). Such a name may disappear, never lead elsewhere.
-    pub fn is_fixed_name(&self) -> bool {
-        let mut comps = self.components();
-        let (_repo, kind, _commit) = (comps.next(), comps.next(), comps.next());
-        (kind == Some(OsStr::new("snapshots")) && comps.next().is_some()) || self.is_blob()
-    }
-
-    /// True for a path that names an immutable blob: a repo's `<repo>/blobs/<etag>` (40 or
-    /// 64 lower-case hex digits) or the shared store's `blobs/<hh>/<hash>` (64 hex, `hh` its
-    /// first two digits).
-    pub fn is_blob(&self) -> bool {
-        let comps: Vec<&OsStr> = self.components().collect();
-        let hex = |s: &str, lens: &[usize]| {
-            lens.contains(&s.len()) && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        };
-        match comps.as_slice() {
-            [_repo, b, name] if *b == "blobs" => name.to_str().is_some_and(|n| hex(n, &[40, 64])),
-            [b, hh, name] if *b == "blobs" => match (hh.to_str(), name.to_str()) {
-                (Some(hh), Some(n)) => hex(n, &[64]) && n.starts_with(hh),
-                _ => false,
-            },
-            _ => false,
-        }
-    }
-
     /// The relative link text that reaches `target` from a link living in directory `dir`.
     pub fn relative_from(&self, dir: &StorePath) -> PathBuf {
         let a: Vec<&OsStr> = dir.components().collect();

@@ -156,10 +156,7 @@ impl<'s, S: LinkSource> Resolver<'s, S> {
             return Err(Odd::Loop);
         }
         let text = self.src.readlink(link).map_err(io_odd)?;
-        if text.is_empty() {
-            return Err(Odd::Dangling);
-        }
-        link_target(&link.parent(), &text, self.src.aliases()).map_err(|_| Odd::Escapes)
+        hop_of(link, &text, self.src.aliases())
     }
 
     /// Resolves every component of `path`, following links, to a file or directory.
@@ -197,6 +194,16 @@ impl<'s, S: LinkSource> Resolver<'s, S> {
         let meta = self.src.lstat(&cur).map_err(io_odd)?;
         finish(cur, meta)
     }
+}
+
+/// Where one hop of the link at `link` with text `text` leads: the text mapped into the store
+/// (the first step of [`Resolver::resolve_link`], shared with everyone who reads link texts
+/// themselves, so an empty or escaping text means the same everywhere).
+pub fn hop_of(link: &StorePath, text: &[u8], aliases: &[PathBuf]) -> Result<StorePath, Odd> {
+    if text.is_empty() {
+        return Err(Odd::Dangling);
+    }
+    link_target(&link.parent(), text, aliases).map_err(|_| Odd::Escapes)
 }
 
 fn finish(path: StorePath, meta: Meta) -> Result<(StorePath, Meta), Odd> {

@@ -8,6 +8,11 @@
 //! - **Readers never see a missing or partial file.** Every change to a name a client may read
 //!   is a single `rename` of a complete entry over it (or of a fresh name into an empty place).
 //! - **Nothing a link reaches is deleted**, and nothing modified within `--min-age`.
+//! - **Deciding, acting and rendering are apart.** `dedupe` and `gc` make a plan (walking and
+//!   hashing, changing nothing), apply it (re-checking each decision against the store as it
+//!   is then), and render the report; `--dry-run` renders the plan without applying it. The
+//!   hub layout's rules (names, manifests, locks, links, temporary names) are
+//!   [`crate::hub`]'s, shared with the view.
 //! - **Interruptible.** SIGINT/SIGTERM/SIGHUP set a flag that the tools check between entries; the entry
 //!   in progress is finished, the partial report is printed and the exit code is 130. A second
 //!   signal ends the process at once (at worst a `.hfcachefs-*` temporary is left, which `gc`

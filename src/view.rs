@@ -63,7 +63,7 @@ pub struct ViewConfig {
     /// How long the kernel may cache attributes of immutable blobs.
     pub blob_attr_ttl: Duration,
     /// How long the kernel may keep a fixed name (a snapshot entry or blob name, see
-    /// `StorePath::is_fixed_name`) that leads to an immutable blob: it may disappear, never
+    /// `hub::is_fixed_name`) that leads to an immutable blob: it may disappear, never
     /// lead elsewhere, and an open that finds it gone makes the kernel look it up again.
     pub immutable_entry_ttl: Duration,
     /// Show every entry as owned by this user instead of the store's owner.
@@ -130,7 +130,7 @@ struct Shown {
     via_link: bool,
     /// See [`crate::inode::Node::guards`].
     guards: Guards,
-    /// The name itself is fixed (see `StorePath::is_fixed_name`).
+    /// The name itself is fixed (see `hub::is_fixed_name`).
     fixed_name: bool,
 }
 
@@ -202,7 +202,7 @@ impl CacheView {
     /// Decides how the store entry `path` (child `name` of view directory `parent`) is shown.
     fn classify(&self, parent: Ino, name: &OsStr, path: StorePath, meta: Meta) -> FsResult<Shown> {
         let parent_via = self.table().via_link(parent);
-        let fixed_name = path.is_fixed_name();
+        let fixed_name = crate::hub::is_fixed_name(&path);
         let shown = |key, real: StorePath, meta, immutable, via_link| -> FsResult<Shown> {
             let guards = if via_link {
                 self.guards_of(&real)?
@@ -395,9 +395,10 @@ fn check_identity(node: &Node, meta: &Meta) -> FsResult<()> {
     }
 }
 
-/// True for a store path that names an immutable blob (see [`StorePath::is_blob`]).
+/// True for a store path that names an immutable blob (the hub's rule,
+/// [`crate::hub::is_blob_path`]).
 pub fn is_blob_path(p: &StorePath) -> bool {
-    p.is_blob()
+    crate::hub::is_blob_path(p)
 }
 
 #[cfg(all(test, unix))]

@@ -13,12 +13,21 @@
 //!    it); it is held while the repo's snapshots are walked again and the entry is deleted,
 //!    so a client that linked it meanwhile keeps it.
 //! 5. A payload is deleted only after the repo blob links that reached it were deleted, and
-//!    only if no entry of its manifest `<hash>.refs` is a link to it; its manifest goes with it
+//!    only if no entry of its manifest `<hash>.refs` is a link to it (a link by the hub's one
+//!    rule, [`walk::is_link`]); its manifest goes with it
 //!    (the lock file stays, as the hub leaves it).
+//!
+//! Deciding, acting and rendering are apart: [`plan()`] walks the store and decides (changing
+//! nothing), [`apply()`] carries a plan out re-checking each decision under its lock,
+//! [`preview`] turns a plan into the report of a dry run, and [`text`] renders a report.
+//! A dry run is the plan, not applied.
 //!
 //! Exit 1 if something could not be deleted because of an error, or the walk was incomplete.
 
-use std::collections::{HashMap, HashSet};
+pub mod apply;
+pub mod plan;
+
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,13 +35,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::inventory::{self, Blob, Inventory, Reach, Temp, TempKind, read_small};
-use super::{GcArgs, Outcome, Ui, age, human, rel};
-#[cfg(windows)]
-use crate::compat::libc;
+pub use apply::{apply, preview};
+pub use plan::{Decision, Plan, plan};
+
+use super::{GcArgs, Outcome, Ui, human, rel};
+use crate::hub::{manifest, walk};
 use crate::path::StorePath;
 use crate::resolve::Resolver;
-use crate::store::{Kind, Meta, OFlags, Store};
+use crate::store::Store;
 
 /// Entry point of `hfcachefs gc`.
 pub fn main(args: GcArgs, default_store: PathBuf) -> ExitCode {
@@ -92,306 +102,37 @@ pub struct Kept {
     pub reason: String,
 }
 
-/// A hub lock held (or not needed) for the duration of a deletion.
-enum Lock {
-    Held(#[allow(dead_code)] std::fs::File),
-    NotUsed,
-    Busy,
-}
-
-struct Gc<'s> {
-    store: &'s Store,
-    ui: &'s Ui,
-    dry_run: bool,
-    min_age: Duration,
-    report: GcReport,
-    /// Links deleted (or, dry, to be deleted) in this run.
-    gone: HashSet<StorePath>,
-}
-
-/// Collects garbage.
+/// Collects garbage: plans, then applies the plan (or, for a dry run, only renders it).
 pub fn gc(store: &Store, ui: &Ui, dry_run: bool, min_age: Duration) -> Result<GcReport, String> {
-    let inv = inventory::build(store, &inventory::Options::default(), ui)?;
-    let mut g = Gc {
-        store,
-        ui,
-        dry_run,
-        min_age,
-        report: GcReport {
-            dry_run,
-            min_age_secs: min_age.as_secs(),
-            ..GcReport::default()
-        },
-        gone: HashSet::new(),
-    };
-    if !inv.complete {
-        g.report.interrupted = true;
-        return Ok(g.report);
-    }
-    if !inv.errors.is_empty() {
-        for (p, e) in &inv.errors {
-            g.report.problems.push(Kept {
-                path: rel(p),
-                reason: format!("unreadable ({e}); nothing deleted"),
-            });
-        }
-        return Ok(g.report);
-    }
-    let reach = inv.reach();
-    for repo in &inv.repos {
-        if ui.interrupted() {
-            break;
-        }
-        g.repo(&reach, repo);
-    }
-    g.payloads(&inv, &reach);
-    let shared: Vec<&Temp> = inv.shared_temps.iter().collect();
-    g.temps(&reach, &shared);
-    g.report.interrupted = ui.interrupted();
-    Ok(g.report)
+    let plan = plan(store, ui, min_age)?;
+    Ok(if dry_run {
+        preview(plan)
+    } else {
+        apply(store, ui, plan)
+    })
 }
 
-impl Gc<'_> {
-    fn keep(&mut self, p: &StorePath, reason: impl Into<String>) {
-        self.report.kept.push(Kept {
-            path: rel(p),
-            reason: reason.into(),
-        });
-    }
-
-    /// True if the entry is old enough; records it as kept otherwise.
-    fn old_enough(&mut self, p: &StorePath, m: &Meta) -> bool {
-        if age(m) >= self.min_age {
-            return true;
-        }
-        self.keep(p, "modified within --min-age");
-        false
-    }
-
-    /// Takes the hub lock at `p` without blocking. Dry runs never create lock files.
-    fn lock(&self, p: &StorePath, create: bool) -> Lock {
-        let mut flags = OFlags::RDWR;
-        if create && !self.dry_run {
-            flags |= OFlags::CREATE;
-        }
-        let fd = match self.store.open(p, flags, 0o664) {
-            Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Lock::NotUsed,
-            Err(_) => match self.store.open(p, OFlags::RDONLY, 0) {
-                Ok(fd) => fd,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Lock::NotUsed,
-                Err(_) => return Lock::Busy,
-            },
-        };
-        match try_lock_exclusive(fd) {
-            Ok(Some(file)) => Lock::Held(file),
-            Ok(None) => Lock::Busy,
-            // A file system without locks: nobody can hold it either.
-            Err(_) => Lock::NotUsed,
-        }
-    }
-
-    /// Deletes `p` if it is still the entry `m` that was examined.
-    fn delete(&mut self, p: &StorePath, m: &Meta, kind: &'static str) -> bool {
-        if !self.dry_run {
-            match self.store.lstat(p) {
-                Ok(now) if (now.dev, now.ino, now.kind) == (m.dev, m.ino, m.kind) => {}
-                Ok(_) => {
-                    self.keep(p, "replaced meanwhile");
-                    return false;
-                }
-                Err(_) => return false, // gone already
-            }
-            if let Err(e) = self.store.unlink(p) {
-                self.report.problems.push(Kept {
-                    path: rel(p),
-                    reason: format!("cannot delete: {e}"),
-                });
-                return false;
-            }
-        }
-        let size = if m.kind == Kind::File { m.size } else { 0 };
-        if m.kind == Kind::File && m.nlink <= 1 {
-            self.report.freed_bytes += size;
-        }
-        if m.kind == Kind::Symlink {
-            self.gone.insert(p.clone());
-        }
-        self.report.deleted.push(Item {
-            path: rel(p),
-            kind,
-            size,
-        });
-        true
-    }
-
-    fn repo(&mut self, reach: &Reach, repo: &inventory::Repo) {
-        let mut locks = Vec::new();
-        let mut doomed: Vec<&Blob> = Vec::new();
-        for b in &repo.blobs {
-            if reach.reaches(&b.path, &b.meta) {
-                continue;
-            }
-            if b.meta.kind == Kind::File && b.meta.nlink > 1 {
-                self.keep(&b.path, "has other hard links");
-                continue;
-            }
-            if !self.old_enough(&b.path, &b.meta) {
-                continue;
-            }
-            let lock_path = StorePath::parse(&format!(".locks/{}/{}.lock", repo.folder, b.name));
-            match lock_path.map(|l| self.lock(&l, true)) {
-                Some(Lock::Busy) => self.keep(&b.path, "its download lock is held"),
-                Some(l) => {
-                    locks.push(l);
-                    doomed.push(b);
-                }
-                None => doomed.push(b),
-            }
-        }
-        // Walk the repo again under the locks: a client may have linked a blob meanwhile.
-        if !doomed.is_empty() {
-            let opts = inventory::Options {
-                repos: Some(vec![repo.folder.clone()]),
-            };
-            let again = match inventory::build(self.store, &opts, self.ui) {
-                Ok(inv2) if inv2.errors.is_empty() && !self.ui.interrupted() => Some(inv2.reach()),
-                _ => None,
-            };
-            for b in doomed {
-                match &again {
-                    Some(r) if !r.reaches(&b.path, &b.meta) => {
-                        self.delete(&b.path, &b.meta, "orphan-blob");
-                    }
-                    Some(_) => self.keep(&b.path, "linked meanwhile"),
-                    None => self.keep(&b.path, "second walk failed or was interrupted"),
-                }
-            }
-        }
-        drop(locks);
-        let temps: Vec<&Temp> = repo.temps.iter().collect();
-        self.temps(reach, &temps);
-    }
-
-    fn temps(&mut self, reach: &Reach, temps: &[&Temp]) {
-        for t in temps {
-            if self.ui.interrupted() {
-                return;
-            }
-            if reach.reaches(&t.path, &t.meta) {
-                self.keep(&t.path, "a link reaches it");
-                continue;
-            }
-            if !self.old_enough(&t.path, &t.meta) {
-                continue;
-            }
-            let lock = t.lock.as_ref().map(|l| self.lock(l, false));
-            if matches!(lock, Some(Lock::Busy)) {
-                self.keep(&t.path, "its download lock is held");
-                continue;
-            }
-            let kind = match t.kind {
-                TempKind::Incomplete => "incomplete",
-                TempKind::Temp => "temp",
-            };
-            self.delete(&t.path, &t.meta, kind);
-        }
-    }
-
-    fn payloads(&mut self, inv: &Inventory, reach: &Reach) {
-        // Candidate links (repo blobs) through which each payload is reached.
-        let mut via: HashMap<&StorePath, Vec<&StorePath>> = HashMap::new();
-        for l in inv.links.iter().filter(|l| l.candidate) {
-            if let Ok((p, _)) = &l.res.target {
-                via.entry(p).or_default().push(&l.path);
-            }
-            for h in &l.res.hops {
-                via.entry(h).or_default().push(&l.path);
-            }
-        }
-        for p in &inv.payloads {
-            if self.ui.interrupted() {
-                return;
-            }
-            if reach.reaches(&p.path, &p.meta) {
-                continue;
-            }
-            if p.meta.kind == Kind::File && p.meta.nlink > 1 {
-                self.keep(&p.path, "has other hard links");
-                continue;
-            }
-            let live = via
-                .get(&p.path)
-                .into_iter()
-                .flatten()
-                .find(|l| !self.gone.contains(**l) && self.store.lstat(l).is_ok());
-            if let Some(l) = live {
-                self.keep(&p.path, format!("still linked from {}", rel(l)));
-                continue;
-            }
-            if !self.old_enough(&p.path, &p.meta) {
-                continue;
-            }
-            let lock_path = p
-                .path
-                .parent()
-                .join(std::ffi::OsStr::new(&format!("{}.lock", p.name)));
-            let _lock = match lock_path.map(|l| self.lock(&l, true)) {
-                Some(Lock::Busy) => {
-                    self.keep(&p.path, "its shared-store lock is held");
-                    continue;
-                }
-                other => other,
-            };
-            let manifest = p
-                .path
-                .parent()
-                .join(std::ffi::OsStr::new(&format!("{}.refs", p.name)));
-            if let Some(r) = manifest
-                .as_ref()
-                .and_then(|m| self.manifest_reference(m, &p.path))
-            {
-                self.keep(&p.path, format!("its manifest lists the link {r}"));
-                continue;
-            }
-            if self.delete(&p.path, &p.meta, "orphan-payload")
-                && let Some(m) = manifest
-                && let Ok(mm) = self.store.lstat(&m)
-                && mm.kind == Kind::File
-            {
-                self.delete(&m, &mm, "manifest");
-            }
-        }
-    }
-
-    /// The first manifest entry that is a live link resolving to `payload`, as the hub checks.
-    fn manifest_reference(&self, manifest: &StorePath, payload: &StorePath) -> Option<String> {
-        let text = read_small(self.store, manifest, 16 << 20)?;
-        for line in String::from_utf8_lossy(&text).lines() {
-            let line = line.trim();
-            if line.starts_with('/') || line.split('/').any(|c| c == "..") {
-                continue;
-            }
-            let Some(entry) = StorePath::parse(line) else {
-                continue;
-            };
-            if self.gone.contains(&entry) {
-                continue;
-            }
-            let is_link = self
-                .store
-                .lstat(&entry)
-                .is_ok_and(|m| m.kind == Kind::Symlink);
-            if is_link
-                && Resolver::new(self.store)
-                    .resolve_link(&entry)
+/// The first entry of the manifest of `payload` that is a live link resolving to it, as the
+/// hub checks before deleting a payload; links in `gone` do not count. A link is what the
+/// hub's one rule calls a link ([`walk::is_link`]: a symlink, or an XSym file where the
+/// store counts them), as the view counts it when it keeps a payload's referrers.
+fn payload_reference(
+    store: &Store,
+    gone: &HashSet<StorePath>,
+    payload: &StorePath,
+) -> Option<String> {
+    manifest::read(store, payload)
+        .into_iter()
+        .filter(|entry| !gone.contains(entry))
+        .find(|entry| {
+            store
+                .lstat(entry)
+                .is_ok_and(|m| walk::is_link(store, entry, &m))
+                && Resolver::new(store)
+                    .resolve_link(entry)
                     .is_ok_and(|t| t.path == *payload)
-            {
-                return Some(line.to_string());
-            }
-        }
-        None
-    }
+        })
+        .map(|entry| rel(&entry))
 }
 
 /// The report for people.
@@ -417,52 +158,6 @@ pub fn text(r: &GcReport) -> String {
         let _ = writeln!(s, "PROBLEM         {}: {}", p.path, p.reason);
     }
     s
-}
-
-/// Takes an exclusive lock on an open lock file without waiting: `Ok(None)` if someone holds
-/// it. The hub's own protocol: `flock` on Unix (the `filelock` package), `LockFileEx` of the
-/// first byte on Windows (what `filelock` takes there); the lock lasts while the file is open.
-#[cfg(unix)]
-fn try_lock_exclusive(fd: std::os::fd::OwnedFd) -> std::io::Result<Option<std::fs::File>> {
-    use rustix::fs::FlockOperation;
-    match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(fd.into())),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(windows)]
-fn try_lock_exclusive(file: std::fs::File) -> std::io::Result<Option<std::fs::File>> {
-    Ok(crate::store::lock_exclusive_now(&file)?.then_some(file))
-}
-
-/// The hub's lock protocol on Windows: a second handle cannot take a lock another holds, and
-/// can once that one is closed (huggingface_hub's `filelock` uses the same `LockFileEx`).
-#[cfg(all(test, windows))]
-#[test]
-fn lock_file_ex_excludes_a_second_holder() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("x.lock");
-    let open = || {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&p)
-            .unwrap()
-    };
-    let held = try_lock_exclusive(open()).unwrap().expect("first lock");
-    assert!(
-        try_lock_exclusive(open()).unwrap().is_none(),
-        "second lock taken"
-    );
-    drop(held);
-    assert!(
-        try_lock_exclusive(open()).unwrap().is_some(),
-        "lock not released"
-    );
 }
 
 // The tests build stores with Unix symlinks.
@@ -553,5 +248,80 @@ mod tests {
         std::fs::write(dir.path().join("blobs/.huggingface-shared-blobs"), "1\n").unwrap();
         let r = gc(&store, &Ui::quiet(), false, Duration::ZERO).unwrap();
         assert_eq!(deleted(&r), [format!("blobs/ab/{hash}")]);
+    }
+
+    /// A dry run is the plan, not applied: it changes nothing and announces exactly what
+    /// the run then does.
+    #[test]
+    fn dry_run_is_the_plan_unapplied() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let blobs = root.join("models--a--b/blobs");
+        std::fs::create_dir_all(&blobs).unwrap();
+        for i in 1..=3 {
+            let p = blobs.join(format!("{i:040}"));
+            std::fs::write(&p, "x").unwrap();
+            old(&p);
+        }
+        let inc = blobs.join(format!("{:040}.incomplete", 9));
+        std::fs::write(&inc, "partial").unwrap();
+        old(&inc);
+        let store = Store::open_root(root).unwrap();
+        let ui = Ui::quiet();
+        let hour = Duration::from_secs(3600);
+        let dry = preview(plan(&store, &ui, hour).unwrap());
+        assert!(dry.dry_run);
+        assert_eq!(
+            std::fs::read_dir(&blobs).unwrap().count(),
+            4,
+            "dry run deleted"
+        );
+        let run = apply(&store, &ui, plan(&store, &ui, hour).unwrap());
+        assert!(!run.dry_run);
+        assert_eq!(deleted(&dry), deleted(&run));
+        assert_eq!(dry.freed_bytes, run.freed_bytes);
+        assert_eq!(deleted(&run).len(), 4);
+        assert_eq!(std::fs::read_dir(&blobs).unwrap().count(), 0);
+    }
+
+    /// The manifest check counts links by the hub's one rule, as the view does when it keeps
+    /// a payload's referrers: a manifest entry that is a link to the payload keeps it; an
+    /// entry that is a regular file (a copy) does not.
+    #[test]
+    fn manifest_links_keep_a_payload_by_the_one_link_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let hash = "ab".to_string() + &"0".repeat(62);
+        let shared = root.join("blobs/ab");
+        std::fs::create_dir_all(&shared).unwrap();
+        std::fs::write(root.join("blobs/.huggingface-shared-blobs"), "1\n").unwrap();
+        std::fs::write(shared.join(&hash), "payload").unwrap();
+        old(&shared.join(&hash));
+        // The manifest lists a link outside blob positions, so no candidate reaches it
+        // (the walk's reach does not see it) but the manifest does.
+        let elsewhere = root.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("copy"), "payload").unwrap();
+        std::fs::write(shared.join(format!("{hash}.refs")), "elsewhere/copy\n").unwrap();
+        let store = Store::open_root(root).unwrap();
+        let ui = Ui::quiet();
+        let dry = preview(plan(&store, &ui, Duration::ZERO).unwrap());
+        assert_eq!(
+            deleted(&dry),
+            [format!("blobs/ab/{hash}"), format!("blobs/ab/{hash}.refs")]
+        );
+        let gone = HashSet::new();
+        let payload = StorePath::parse(&format!("blobs/ab/{hash}")).unwrap();
+        assert_eq!(payload_reference(&store, &gone, &payload), None);
+        // A link listed in the manifest keeps the payload (checked directly: a link anywhere
+        // in the store is also a root of the walk).
+        std::fs::remove_file(elsewhere.join("copy")).unwrap();
+        symlink(format!("../blobs/ab/{hash}"), elsewhere.join("copy")).unwrap();
+        assert_eq!(
+            payload_reference(&store, &gone, &payload).as_deref(),
+            Some("elsewhere/copy")
+        );
+        let listed: HashSet<StorePath> = [StorePath::parse("elsewhere/copy").unwrap()].into();
+        assert_eq!(payload_reference(&store, &listed, &payload), None);
     }
 }

@@ -1,11 +1,11 @@
 //! Inventory of a store: one confined walk that classifies every entry the tools care about.
 //!
 //! Invariants:
-//! - Directories are opened through [`Store::open`] (`openat2` beneath the root, no links);
+//! - Directories are opened through [`Store::open`](crate::store::Store::open) (`openat2` beneath the root, no links);
 //!   entries are examined with `fstatat(AT_SYMLINK_NOFOLLOW)` / `readlinkat` on single names
 //!   relative to that descriptor, so nothing outside the store is ever touched.
 //! - Every symlink met anywhere in the store is recorded with its [`Resolution`], done by
-//!   [`Resolver`] over a tracing [`LinkSource`] that notes every link crossed on the way
+//!   [`Resolver`](crate::resolve::Resolver) over a tracing [`LinkSource`](crate::resolve::LinkSource) that notes every link crossed on the way
 //!   (snapshot → repo blob → shared payload), so reachability counts intermediate hops too.
 //! - *Candidates* are the entries `gc` may delete: repo blobs `<repo>/blobs/<40|64 hex>` and,
 //!   in a marked shared store, payloads `blobs/<hh>/<64 hex>`. Every other link is a *root*.
@@ -13,28 +13,16 @@
 //!   error is recorded in [`Inventory::errors`] (and makes `gc` keep every blob).
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
 use std::sync::Arc;
-
-use crate::store::OFlags;
 
 use crate::path::StorePath;
 use crate::resolve::Odd;
-use crate::store::{Kind, Meta, Store};
+use crate::store::{Kind, Meta};
 
-/// Marker file of a shared blob store (`blobs/.huggingface-shared-blobs`, content `1\n`).
-pub const SHARED_MARKER: &str = ".huggingface-shared-blobs";
-/// Prefix of every temporary name hfcachefs itself creates.
-pub use crate::hub::OWN_TEMP_PREFIX;
-
-/// What a non-blob file left by a client or by hfcachefs is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TempKind {
-    /// A download in progress or abandoned (`<etag>[.<8hex>].incomplete`).
-    Incomplete,
-    /// Any other temporary name (probes, `*.tmp`, `.hfcachefs-*`, …).
-    Temp,
-}
+pub use crate::hub::{
+    OWN_TEMP_PREFIX, SHARED_MARKER, TempKind, blob_dir_temp, is_content_name, is_hex, read_small,
+    repo_kind,
+};
 
 /// A temporary file or link.
 #[derive(Clone, Debug)]
@@ -177,60 +165,10 @@ pub struct Inventory {
     pub complete: bool,
 }
 
-pub use crate::hub::repo_kind;
-
 /// True if `query` names the repo: its folder, its id, or `<type>s/<id>`.
 pub fn repo_matches(repo: &Repo, query: &str) -> bool {
     let q = query.trim_end_matches('/');
     q == repo.folder || q == repo.id || q == format!("{}s/{}", repo.kind, repo.id)
-}
-
-/// True for `len` lower-case hex digits.
-pub fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-pub use crate::hub::is_content_name;
-
-/// `.<name>.<8hex>.<suffix>`, the hub's temporary names next to a blob.
-fn hub_dot_temp(name: &str, suffixes: &[&str]) -> bool {
-    let Some(body) = name.strip_prefix('.') else {
-        return false;
-    };
-    suffixes.iter().any(|suf| {
-        body.strip_suffix(suf)
-            .and_then(|b| b.strip_suffix('.'))
-            .and_then(|b| b.rsplit_once('.'))
-            .is_some_and(|(_, token)| is_hex(token, 8))
-    })
-}
-
-/// The temporary kind of a name in `<repo>/blobs/`, if it is one.
-pub fn blob_dir_temp(name: &str) -> Option<TempKind> {
-    if name.ends_with(".incomplete") {
-        Some(TempKind::Incomplete)
-    } else if name.starts_with(OWN_TEMP_PREFIX)
-        || name.starts_with("tmp_")
-        || hub_dot_temp(name, &["shared", "new", "old"])
-    {
-        Some(TempKind::Temp)
-    } else {
-        None
-    }
-}
-
-/// Reads a small regular file of the store (refs, manifests); `None` on any error.
-pub fn read_small(store: &Store, p: &StorePath, limit: u64) -> Option<Vec<u8>> {
-    let fd = store.open(p, OFlags::RDONLY, 0).ok()?;
-    if Meta::of_fd(&fd).ok()?.kind != Kind::File {
-        return None;
-    }
-    let mut buf = Vec::new();
-    std::fs::File::from(fd)
-        .take(limit)
-        .read_to_end(&mut buf)
-        .ok()?;
-    Some(buf)
 }
 
 mod walk;
@@ -312,45 +250,9 @@ impl Reach {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use crate::store::Store;
     use crate::tools::Ui;
     use std::os::unix::fs::symlink;
-
-    #[test]
-    fn repo_names() {
-        assert_eq!(
-            repo_kind("models--acme--tiny-model"),
-            Some(("model", "acme/tiny-model".into()))
-        );
-        assert_eq!(repo_kind("datasets--d"), Some(("dataset", "d".into())));
-        assert_eq!(repo_kind("blobs"), None);
-        assert_eq!(repo_kind("models--"), None);
-        assert_eq!(repo_kind("other--a--b"), None);
-    }
-
-    #[test]
-    fn temp_names() {
-        let etag = "a".repeat(40);
-        assert_eq!(
-            blob_dir_temp(&format!("{etag}.incomplete")),
-            Some(TempKind::Incomplete)
-        );
-        assert_eq!(
-            blob_dir_temp(&format!("{etag}.0123abcd.incomplete")),
-            Some(TempKind::Incomplete)
-        );
-        assert_eq!(blob_dir_temp("tmp_5b7e-11aa"), Some(TempKind::Temp));
-        assert_eq!(
-            blob_dir_temp(&format!(".{etag}.0123abcd.shared")),
-            Some(TempKind::Temp)
-        );
-        assert_eq!(
-            blob_dir_temp(&format!(".{etag}.0123abcd.old")),
-            Some(TempKind::Temp)
-        );
-        assert_eq!(blob_dir_temp(".hfcachefs-link-1-2"), Some(TempKind::Temp));
-        assert_eq!(blob_dir_temp(&etag), None);
-        assert_eq!(blob_dir_temp(&format!(".{etag}.xyz.shared")), None);
-    }
 
     #[test]
     fn walk_traces_chains_and_classifies() {

@@ -14,14 +14,14 @@
 //! Files outside the hub layout are not tracked (no store-wide reverse index).
 
 use std::ffi::OsStr;
-
-use crate::store::OFlags;
+use std::ops::ControlFlow;
 
 use super::CacheView;
-use crate::error::FsResult;
-use crate::path::{StorePath, link_target};
-use crate::resolve::LinkSource;
-use crate::store::Kind;
+use crate::error::{FsError, FsResult};
+use crate::hub::walk::{self, Found, SnapshotVisitor};
+use crate::hub::{self, manifest};
+use crate::path::StorePath;
+use crate::store::{OFlags, Store};
 
 /// At most this many directory entries are visited when looking for referrers.
 const MAX_SCAN: usize = 1_000_000;
@@ -32,26 +32,10 @@ impl CacheView {
         let mut out = Vec::new();
         let comps: Vec<&OsStr> = path.components().collect();
         match comps.as_slice() {
-            [b, _hh, hash] if *b == "blobs" => {
-                let manifest = path
-                    .parent()
-                    .join(&{
-                        let mut n = hash.to_os_string();
-                        n.push(".refs");
-                        n
-                    })
-                    .unwrap_or_default();
-                for line in self.read_small(&manifest).split(|&c| c == b'\n') {
-                    let Ok(text) = std::str::from_utf8(line) else {
-                        continue;
-                    };
-                    let Some(entry) = StorePath::parse(text.trim()) else {
-                        continue;
-                    };
-                    if text.starts_with('/') || text.split('/').any(|c| c == "..") {
-                        continue;
-                    }
-                    if self.first_hop(&entry).as_ref() == Some(path) && !out.contains(&entry) {
+            // A payload: its referrers are the repo blob links its manifest lists.
+            _ if hub::names::payload(path).is_some() => {
+                for entry in manifest::read(&self.store, path) {
+                    if walk::first_hop(&self.store, &entry).as_ref() == Some(path) {
                         out.push(entry);
                     }
                 }
@@ -59,7 +43,7 @@ impl CacheView {
             // A repo blob, or a real file in a snapshot (a copy, or content kept there by an
             // earlier unlink): its referrers are snapshot links of the same repo. Temp files
             // (`*.incomplete`) are never link targets and skip the scan.
-            [repo, b, _name] if *b == "blobs" && super::is_blob_path(path) => {
+            [repo, b, _name] if *b == "blobs" && hub::is_blob_path(path) => {
                 self.scan_repo_snapshots(repo, path, &mut out);
             }
             [repo, s, _, ..] if *s == "snapshots" => {
@@ -70,64 +54,21 @@ impl CacheView {
         Ok(out)
     }
 
+    /// The links below `<repo>/snapshots/` whose first hop is `target`, in walk order.
     fn scan_repo_snapshots(&self, repo: &OsStr, target: &StorePath, out: &mut Vec<StorePath>) {
         let snaps = StorePath::root()
             .join(repo)
             .and_then(|r| r.join(OsStr::new("snapshots")));
         if let Some(snaps) = snaps {
-            let mut budget = MAX_SCAN;
-            self.scan_links(&snaps, target, out, &mut budget);
+            let mut v = Referrers {
+                store: &self.store,
+                target,
+                out,
+                budget: MAX_SCAN,
+            };
+            // One repo on a request path: no extra threads.
+            let _ = walk::walk_snapshots(&self.store, &snaps, false, &mut v);
         }
-    }
-
-    /// Where the link at `p` points (one hop), if it is a link inside the store.
-    fn first_hop(&self, p: &StorePath) -> Option<StorePath> {
-        let meta = self.store.lstat(p).ok()?;
-        if !self.store.is_link(p, &meta) {
-            return None;
-        }
-        let text = self.store.readlink(p).ok()?;
-        link_target(&p.parent(), &text, self.store.aliases()).ok()
-    }
-
-    fn scan_links(
-        &self,
-        dir: &StorePath,
-        target: &StorePath,
-        out: &mut Vec<StorePath>,
-        budget: &mut usize,
-    ) {
-        let Ok(mut entries) = self.store.read_dir(dir) else {
-            return;
-        };
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        for e in entries {
-            if *budget == 0 {
-                return;
-            }
-            *budget -= 1;
-            let Some(p) = dir.join(&e.name) else { continue };
-            match e.kind {
-                Some(Kind::Dir) => self.scan_links(&p, target, out, budget),
-                Some(Kind::Symlink | Kind::File) | None
-                    if self.first_hop(&p).as_ref() == Some(target) =>
-                {
-                    out.push(p);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Reads a small store file (a manifest); empty on any error.
-    fn read_small(&self, p: &StorePath) -> Vec<u8> {
-        use std::io::Read;
-        let Ok(fd) = self.store.open(p, OFlags::RDONLY, 0) else {
-            return Vec::new();
-        };
-        let mut buf = Vec::new();
-        let _ = std::fs::File::from(fd).take(1 << 20).read_to_end(&mut buf);
-        buf
     }
 
     /// Re-points the link at `link` to `target`, atomically (temporary link + rename).
@@ -145,7 +86,7 @@ impl CacheView {
         };
         self.store.rename(path, first, 0)?;
         for r in rest {
-            if repo_of(r) == repo_of(first) {
+            if hub::repo_of(r) == hub::repo_of(first) {
                 self.repoint(r, first)?;
             } else {
                 // Never make one repo depend on another's folder (removing that repo would
@@ -163,7 +104,7 @@ impl CacheView {
     /// Replaces the link at `link` with a hard link to the real file `target` (a copy where
     /// the store refuses hard links), atomically.
     fn replace_with_hard_link(&self, link: &StorePath, target: &StorePath) -> FsResult<()> {
-        let tmp = super::write::temp_sibling(link, "keep")?;
+        let tmp = hub::temp_sibling(link, "keep").ok_or(FsError::Invalid)?;
         if let Err(e) = self.store.link(target, &tmp) {
             log::info!("hard link {target} -> {tmp} refused ({e}); copying");
             self.copy_file(target, &tmp)?;
@@ -194,8 +135,30 @@ impl CacheView {
     }
 }
 
-/// The repo folder (`models--…`, `datasets--…`, `spaces--…`) a store path lies in, if any.
-pub(super) fn repo_of(p: &StorePath) -> Option<&OsStr> {
-    let first = p.components().next()?;
-    crate::hub::is_repo_folder(first).then_some(first)
+/// Collects the snapshot links whose first hop is `target`, within a budget of entries.
+struct Referrers<'a> {
+    store: &'a Store,
+    target: &'a StorePath,
+    out: &'a mut Vec<StorePath>,
+    budget: usize,
+}
+
+impl SnapshotVisitor for Referrers<'_> {
+    fn enter(&mut self, _dir: &StorePath) -> ControlFlow<()> {
+        if self.budget == 0 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn listed(&mut self, _dir: &StorePath, n: usize) {
+        self.budget = self.budget.saturating_sub(n);
+    }
+
+    fn entry(&mut self, found: Found<'_>) {
+        if found.first_hop(self.store).as_ref() == Some(self.target) {
+            self.out.push(found.path);
+        }
+    }
 }

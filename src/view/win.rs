@@ -87,7 +87,11 @@ impl CacheView {
         }
         let mut temp = to_name.to_os_string();
         temp.push(".incomplete");
-        temp == from_name && dir.real.join(to_name).is_some_and(|p| p.is_blob())
+        temp == from_name
+            && dir
+                .real
+                .join(to_name)
+                .is_some_and(|p| crate::hub::is_blob_path(&p))
     }
 
     /// Ends a blob download whose rename onto its blob the store refused (Windows and SMB

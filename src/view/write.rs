@@ -26,6 +26,7 @@ use super::handles::{FileHandle, store_flags, wants_write};
 #[cfg_attr(windows, allow(unused_imports))]
 use super::{CacheView, Caller, Entry, Opened, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
+use crate::hub;
 use crate::inode::{Ino, Key};
 use crate::path::{StorePath, link_target, plain_link};
 use crate::resolve::{LinkSource, Odd, Resolver};
@@ -461,7 +462,7 @@ impl CacheView {
             // repo. Into another repo they would make one repo depend on another's folder:
             // refuse with EXDEV, so `mv` copies (and the unlink keeps the content here).
             let refs = self.referrers(&from)?;
-            if !refs.is_empty() && super::keep::repo_of(&from) != super::keep::repo_of(&to) {
+            if !refs.is_empty() && hub::repo_of(&from) != hub::repo_of(&to) {
                 return Err(FsError::CrossStore);
             }
             self.store.rename(&from, &to, flags)?;
@@ -680,15 +681,8 @@ fn timespec(t: Option<TimeSet>) -> Timespec {
 /// How many entries a directory move looks at for links before refusing (`EXDEV`).
 const MAX_DIR_MOVE_SCAN: usize = 100_000;
 
-/// A fresh temporary name in the directory of `p` (`.hfcachefs-<tag>-<pid>-<n>`).
-pub(super) fn temp_sibling(p: &StorePath, tag: &str) -> FsResult<StorePath> {
-    let name = format!(".hfcachefs-{tag}-{}-{}", std::process::id(), unique());
-    p.parent().join(OsStr::new(&name)).ok_or(FsError::Invalid)
-}
-
-/// A process-unique number for temporary names.
-pub(super) fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
+/// A fresh temporary name in the directory of `p` (the hub's one generator,
+/// [`hub::temp_sibling`]).
+fn temp_sibling(p: &StorePath, tag: &str) -> FsResult<StorePath> {
+    hub::temp_sibling(p, tag).ok_or(FsError::Invalid)
 }

@@ -1,174 +1,32 @@
-//! The walk that builds an [`Inventory`]: directories opened through [`Store::open`]
-//! (`openat2` beneath the root, no links), entries examined with `fstatat(AT_SYMLINK_NOFOLLOW)`
-//! and `readlinkat` on single names relative to that descriptor, links resolved by
-//! [`Resolver`] over a [`Tracer`] that notes every link crossed. Resolutions are memoised by
-//! first hop (100k snapshot links to a few thousand blobs resolve each blob once).
+//! The walk that builds an [`Inventory`]: directories listed by [`hub::walk::list`] (confined,
+//! no links followed, large directories examined on several threads), links counted by the
+//! hub's one rule ([`hub::walk::link_kind`]: symlinks and XSym files), snapshots walked by the
+//! hub's one snapshot walker, links resolved by [`Resolver`] over a [`Tracer`] that notes
+//! every link crossed. Resolutions are memoised by first hop (100k snapshot links to a few
+//! thousand blobs resolve each blob once).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
-#[cfg(unix)]
-use std::os::fd::OwnedFd;
-#[cfg(unix)]
-use std::os::unix::ffi::OsStrExt;
-
-#[cfg(windows)]
-use crate::compat::OsStrExt;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use indicatif::ProgressBar;
-#[cfg(unix)]
-use rustix::fs::{AtFlags, OFlags};
 
 use super::{
-    Blob, Entry, Inventory, Link, OWN_TEMP_PREFIX, Repo, Resolution, Revision, SHARED_MARKER,
-    SnapEntry, Temp, TempKind, blob_dir_temp, is_content_name, is_hex, read_small, repo_kind,
-    repo_matches,
+    Blob, Entry, Inventory, Link, Repo, Resolution, Revision, SHARED_MARKER, SnapEntry, Temp,
+    TempKind, blob_dir_temp, is_content_name, is_hex, read_small, repo_kind, repo_matches,
 };
-use crate::path::{StorePath, link_target};
-use crate::resolve::{LinkSource, Odd, Resolver};
+#[cfg(windows)]
+use crate::compat::libc;
+use crate::hub::names::{incomplete_lock, is_own_temp, is_payload_name};
+use crate::hub::walk::{self as hubwalk, Found, Listing, SnapshotVisitor};
+use crate::path::StorePath;
+use crate::resolve::{LinkSource, Odd, Resolver, hop_of};
 use crate::store::{Kind, Meta, Store};
 use crate::tools::Ui;
-
-/// A directory listing: the open directory and its entries (sorted by name) with `lstat`.
-struct Listing {
-    /// The open directory (Unix: links are read relative to it).
-    #[cfg(unix)]
-    fd: OwnedFd,
-    entries: Vec<(OsString, Meta)>,
-    /// Texts of the symlinks among them, read with the `lstat`s.
-    texts: HashMap<OsString, Vec<u8>>,
-}
-
-/// Directories at least this large are examined on [`STAT_THREADS`] threads: on a NAS (and
-/// for uncached links, whose text is in a data block) each `fstatat`/`readlinkat` waits for
-/// the disk or the network, and the waits overlap.
-#[cfg(unix)]
-const PAR_MIN: usize = 64;
-#[cfg(unix)]
-const STAT_THREADS: usize = 8;
-
-#[cfg(unix)]
-type Examined = Option<(Meta, Option<Vec<u8>>)>;
-
-#[cfg(unix)]
-fn list(store: &Store, dir: &StorePath) -> io::Result<Listing> {
-    let fd = store.open(dir, OFlags::DIRECTORY | OFlags::RDONLY, 0)?;
-    let mut names = Vec::new();
-    {
-        let mut d = rustix::fs::Dir::read_from(&fd)?;
-        while let Some(ent) = d.read() {
-            let ent = ent?;
-            let name = ent.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                names.push(OsStr::from_bytes(name).to_os_string());
-            }
-        }
-    }
-    names.sort();
-    let one = |name: &OsString| -> io::Result<Examined> {
-        match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                let meta = Meta::from_stat(&st);
-                let text = (meta.kind == Kind::Symlink)
-                    .then(|| rustix::fs::readlinkat(&fd, name, Vec::new()).ok())
-                    .flatten()
-                    .map(|t| t.into_bytes());
-                Ok(Some((meta, text)))
-            }
-            Err(rustix::io::Errno::NOENT) => Ok(None), // removed meanwhile
-            Err(e) => Err(e.into()),
-        }
-    };
-    let examined: Vec<io::Result<Examined>> = if names.len() < PAR_MIN {
-        names.iter().map(one).collect()
-    } else {
-        let chunk = names.len().div_ceil(STAT_THREADS);
-        let one = &one;
-        std::thread::scope(|s| {
-            let handles: Vec<_> = names
-                .chunks(chunk)
-                .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
-                .collect();
-            let mut all = Vec::with_capacity(names.len());
-            for h in handles {
-                all.extend(
-                    h.join()
-                        .map_err(|_| io::Error::other("walker thread panicked"))?,
-                );
-            }
-            Ok::<_, io::Error>(all)
-        })?
-    };
-    let mut entries = Vec::with_capacity(names.len());
-    let mut texts = HashMap::new();
-    for (name, r) in names.into_iter().zip(examined) {
-        if let Some((meta, text)) = r? {
-            if let Some(t) = text {
-                texts.insert(name.clone(), t);
-            }
-            entries.push((name, meta));
-        }
-    }
-    Ok(Listing { fd, entries, texts })
-}
-
-/// Windows: the store layer has no descriptor-relative calls; every entry is examined by its
-/// store path, which `store::win` walks one component at a time without following links.
-#[cfg(windows)]
-fn list(store: &Store, dir: &StorePath) -> io::Result<Listing> {
-    let mut names: Vec<OsString> = store.read_dir(dir)?.into_iter().map(|e| e.name).collect();
-    names.sort();
-    let mut entries = Vec::with_capacity(names.len());
-    let mut texts = HashMap::new();
-    for name in names {
-        let Some(p) = dir.join(&name) else { continue };
-        let meta = match store.lstat(&p) {
-            Ok(m) => m,
-            Err(e) if e.raw_os_error() == Some(crate::compat::libc::ENOENT) => continue,
-            Err(e) => return Err(e),
-        };
-        if meta.kind == Kind::Symlink
-            && let Ok(t) = store.readlink(&p)
-        {
-            texts.insert(name.clone(), t);
-        }
-        entries.push((name, meta));
-    }
-    Ok(Listing { entries, texts })
-}
-
-/// The text of the link `path` (named `name` in the listed directory `dir`).
-#[cfg(unix)]
-fn read_link(
-    store: &Store,
-    dir: &Listing,
-    path: &StorePath,
-    name: &OsStr,
-    meta: &Meta,
-) -> io::Result<Vec<u8>> {
-    if meta.kind == Kind::Symlink {
-        rustix::fs::readlinkat(&dir.fd, name, Vec::new())
-            .map(|t| t.into_bytes())
-            .map_err(io::Error::from)
-    } else {
-        store.readlink(path)
-    }
-}
-
-/// The text of the link `path`: read by its store path (see [`list`]).
-#[cfg(windows)]
-fn read_link(
-    store: &Store,
-    _dir: &Listing,
-    path: &StorePath,
-    _name: &OsStr,
-    _meta: &Meta,
-) -> io::Result<Vec<u8>> {
-    store.readlink(path)
-}
 
 /// A [`LinkSource`] that notes every link the resolver reads.
 struct Tracer<'s> {
@@ -213,7 +71,8 @@ struct Walker<'s> {
 /// Walks the store. Fails only if the store root cannot be listed.
 pub fn build(store: &Store, opts: &Options, ui: &Ui) -> Result<Inventory, String> {
     let root = StorePath::root();
-    let listing = list(store, &root).map_err(|e| format!("cannot list the store: {e}"))?;
+    let listing =
+        hubwalk::list(store, &root, true).map_err(|e| format!("cannot list the store: {e}"))?;
     let mut w = Walker {
         store,
         memo: HashMap::new(),
@@ -263,21 +122,16 @@ pub fn build(store: &Store, opts: &Options, ui: &Ui) -> Result<Inventory, String
 }
 
 impl Walker<'_> {
-    /// The entry's kind with link files that encode a symlink (XSym, see
-    /// [`LinkSource::is_link`]) counted as links, as the view counts them.
+    /// The entry's kind by the hub's one link rule (XSym files are links).
     fn kind(&self, p: &StorePath, meta: &Meta) -> Kind {
-        if meta.kind == Kind::File && self.store.is_link(p, meta) {
-            Kind::Symlink
-        } else {
-            meta.kind
-        }
+        hubwalk::link_kind(self.store, p, meta)
     }
 
     fn list(&mut self, dir: &StorePath) -> Option<Listing> {
         if self.ui.interrupted() {
             return None;
         }
-        match list(self.store, dir) {
+        match hubwalk::list(self.store, dir, true) {
             Ok(l) => {
                 self.progress.inc(l.entries.len() as u64);
                 Some(l)
@@ -293,11 +147,7 @@ impl Walker<'_> {
     /// Records the link `path` (in the directory `dir`); returns its index.
     fn link(&mut self, dir: &Listing, path: &StorePath, meta: &Meta, candidate: bool) -> usize {
         let name = path.file_name().unwrap_or_default();
-        let text = if let Some(t) = dir.texts.get(name) {
-            Ok(t.clone())
-        } else {
-            read_link(self.store, dir, path, name, meta)
-        };
+        let text = dir.link_text(self.store, path, name, meta);
         let res = match &text {
             Err(e) => Arc::new(Resolution {
                 first_hop: None,
@@ -327,11 +177,9 @@ impl Walker<'_> {
                 hops: Vec::new(),
             })
         };
-        if text.is_empty() {
-            return odd(Odd::Dangling);
-        }
-        let Ok(first) = link_target(&path.parent(), text, self.store.aliases()) else {
-            return odd(Odd::Escapes);
+        let first = match hop_of(path, text, self.store.aliases()) {
+            Ok(f) => f,
+            Err(o) => return odd(o),
         };
         if let Some(r) = self.memo.get(&first) {
             return r.clone();
@@ -408,9 +256,8 @@ impl Walker<'_> {
                 if k == Kind::Symlink {
                     self.link(&l, &p, meta, false);
                 }
-                let etag = text.split('.').next().unwrap_or("");
-                let lock = (kind == TempKind::Incomplete && is_content_name(etag))
-                    .then(|| StorePath::parse(&format!(".locks/{}/{etag}.lock", repo.folder)))
+                let lock = (kind == TempKind::Incomplete)
+                    .then(|| incomplete_lock(&repo.folder, text))
                     .flatten();
                 repo.temps.push(Temp {
                     path: p,
@@ -426,61 +273,16 @@ impl Walker<'_> {
         }
     }
 
+    /// `<repo>/snapshots/` by the hub's snapshot walker: revisions with their entries;
+    /// hfcachefs's own temporaries in them are temps, links directly in `snapshots/` roots.
     fn snapshots(&mut self, repo: &mut Repo, dir: &StorePath) {
-        let Some(l) = self.list(dir) else { return };
-        for (name, meta) in &l.entries {
-            let Some(p) = dir.join(name) else { continue };
-            let k = self.kind(&p, meta);
-            match k {
-                Kind::Dir => {
-                    let mut rev = Revision {
-                        commit: name.to_string_lossy().into_owned(),
-                        entries: Vec::new(),
-                    };
-                    self.snapshot_dir(repo, &mut rev, &p, "");
-                    repo.revisions.push(rev);
-                }
-                Kind::Symlink => {
-                    self.link(&l, &p, meta, false);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn snapshot_dir(&mut self, repo: &mut Repo, rev: &mut Revision, dir: &StorePath, rel: &str) {
-        let Some(l) = self.list(dir) else { return };
-        for (name, meta) in &l.entries {
-            let Some(p) = dir.join(name) else { continue };
-            let k = self.kind(&p, meta);
-            let rel = format!("{rel}{}", name.to_string_lossy());
-            if k != Kind::Dir && name.as_bytes().starts_with(OWN_TEMP_PREFIX.as_bytes()) {
-                if k == Kind::Symlink {
-                    self.link(&l, &p, meta, false);
-                }
-                repo.temps.push(Temp {
-                    path: p,
-                    meta: meta.clone(),
-                    kind: TempKind::Temp,
-                    lock: None,
-                });
-                continue;
-            }
-            let entry = match k {
-                Kind::Dir => {
-                    self.snapshot_dir(repo, rev, &p, &format!("{rel}/"));
-                    continue;
-                }
-                Kind::File => Entry::File(meta.clone()),
-                Kind::Symlink => Entry::Link(self.link(&l, &p, meta, false)),
-                Kind::Special => Entry::Special,
-            };
-            rev.entries.push(SnapEntry {
-                path: p,
-                rel,
-                entry,
-            });
-        }
+        let store = self.store;
+        let mut v = Snapshots {
+            w: self,
+            repo,
+            rev: None,
+        };
+        let _ = hubwalk::walk_snapshots(store, dir, true, &mut v);
     }
 
     fn refs(&mut self, repo: &mut Repo, dir: &StorePath, prefix: &str) {
@@ -489,7 +291,7 @@ impl Walker<'_> {
             let Some(p) = dir.join(name) else { continue };
             let k = self.kind(&p, meta);
             let text = name.to_string_lossy();
-            let temp = text.ends_with(".tmp") || text.starts_with(OWN_TEMP_PREFIX);
+            let temp = text.ends_with(".tmp") || is_own_temp(&text);
             match k {
                 Kind::Dir => self.refs(repo, &p, &format!("{prefix}{text}/")),
                 Kind::File | Kind::Symlink if temp => {
@@ -523,7 +325,7 @@ impl Walker<'_> {
             let k = self.kind(&p, meta);
             let text = name.to_string_lossy();
             match k {
-                Kind::File if text.ends_with(".tmp") || text.starts_with(OWN_TEMP_PREFIX) => {
+                Kind::File if text.ends_with(".tmp") || is_own_temp(&text) => {
                     repo.temps.push(Temp {
                         path: p,
                         meta: meta.clone(),
@@ -554,8 +356,8 @@ impl Walker<'_> {
             let Some(p) = dir.join(name) else { continue };
             let k = self.kind(&p, meta);
             let text = name.to_str().unwrap_or("");
-            let temp = text.starts_with(OWN_TEMP_PREFIX)
-                || (text.starts_with(SHARED_MARKER) && text.ends_with(".tmp"));
+            let temp =
+                is_own_temp(text) || (text.starts_with(SHARED_MARKER) && text.ends_with(".tmp"));
             match k {
                 Kind::Dir if is_hex(text, 2) => self.prefix_dir(&p, text),
                 Kind::Dir => self.generic(&p),
@@ -575,7 +377,7 @@ impl Walker<'_> {
             let k = self.kind(&p, meta);
             let text = name.to_str().unwrap_or("");
             let file_or_link = matches!(k, Kind::File | Kind::Symlink);
-            if file_or_link && is_hex(text, 64) && text.starts_with(hh) {
+            if file_or_link && is_payload_name(hh, text) {
                 let link = (k == Kind::Symlink).then(|| self.link(&l, &p, meta, true));
                 self.inv.payloads.push(Blob {
                     path: p,
@@ -584,8 +386,7 @@ impl Walker<'_> {
                     link,
                 });
             } else if file_or_link
-                && (text.starts_with(OWN_TEMP_PREFIX)
-                    || (text.ends_with(".tmp") && text.contains(".refs.")))
+                && (is_own_temp(text) || (text.ends_with(".tmp") && text.contains(".refs.")))
             {
                 self.shared_temp(&l, &p, meta, k);
             } else if k == Kind::Symlink {
@@ -605,6 +406,78 @@ impl Walker<'_> {
             meta: meta.clone(),
             kind: TempKind::Temp,
             lock: None,
+        });
+    }
+}
+
+/// The inventory's view of a snapshot walk.
+struct Snapshots<'w, 's> {
+    w: &'w mut Walker<'s>,
+    repo: &'w mut Repo,
+    rev: Option<Revision>,
+}
+
+impl SnapshotVisitor for Snapshots<'_, '_> {
+    fn enter(&mut self, _dir: &StorePath) -> ControlFlow<()> {
+        // An interrupted walk stops listing; what was listed is kept.
+        if self.w.ui.interrupted() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn listed(&mut self, _dir: &StorePath, n: usize) {
+        self.w.progress.inc(n as u64);
+    }
+
+    fn error(&mut self, dir: &StorePath, e: io::Error) {
+        self.w.inv.errors.push((dir.clone(), e.to_string()));
+    }
+
+    fn begin_revision(&mut self, commit: &str) {
+        self.rev = Some(Revision {
+            commit: commit.to_string(),
+            entries: Vec::new(),
+        });
+    }
+
+    fn end_revision(&mut self) {
+        if let Some(rev) = self.rev.take() {
+            self.repo.revisions.push(rev);
+        }
+    }
+
+    fn entry(&mut self, f: Found<'_>) {
+        let link = |w: &mut Walker<'_>| w.link(f.listing, &f.path, f.meta, false);
+        let Some(rev) = self.rev.as_mut() else {
+            // Directly in `snapshots/`: only a link matters (a root).
+            if f.kind == Kind::Symlink {
+                link(self.w);
+            }
+            return;
+        };
+        if is_own_temp(&f.name.to_string_lossy()) {
+            if f.kind == Kind::Symlink {
+                link(self.w);
+            }
+            self.repo.temps.push(Temp {
+                path: f.path.clone(),
+                meta: f.meta.clone(),
+                kind: TempKind::Temp,
+                lock: None,
+            });
+            return;
+        }
+        let entry = match f.kind {
+            Kind::File => Entry::File(f.meta.clone()),
+            Kind::Symlink => Entry::Link(link(self.w)),
+            Kind::Special | Kind::Dir => Entry::Special,
+        };
+        rev.entries.push(SnapEntry {
+            path: f.path.clone(),
+            rel: f.rel.clone(),
+            entry,
         });
     }
 }
