@@ -18,6 +18,8 @@ use std::ffi::OsStr;
 use crate::store::OFlags;
 
 use super::CacheView;
+#[cfg(windows)]
+use crate::compat::libc;
 use crate::error::FsResult;
 use crate::path::{StorePath, link_target};
 use crate::resolve::LinkSource;
@@ -51,7 +53,7 @@ impl CacheView {
                     if text.starts_with('/') || text.split('/').any(|c| c == "..") {
                         continue;
                     }
-                    if self.first_hop(&entry).as_ref() == Some(path) && !out.contains(&entry) {
+                    if self.first_hop(&entry)?.as_ref() == Some(path) && !out.contains(&entry) {
                         out.push(entry);
                     }
                 }
@@ -60,34 +62,53 @@ impl CacheView {
             // earlier unlink): its referrers are snapshot links of the same repo. Temp files
             // (`*.incomplete`) are never link targets and skip the scan.
             [repo, b, _name] if *b == "blobs" && super::is_blob_path(path) => {
-                self.scan_repo_snapshots(repo, path, &mut out);
+                self.scan_repo_snapshots(repo, path, &mut out)?;
             }
             [repo, s, _, ..] if *s == "snapshots" => {
-                self.scan_repo_snapshots(repo, path, &mut out);
+                self.scan_repo_snapshots(repo, path, &mut out)?;
             }
             _ => {}
         }
         Ok(out)
     }
 
-    fn scan_repo_snapshots(&self, repo: &OsStr, target: &StorePath, out: &mut Vec<StorePath>) {
+    /// Scans the repo's snapshots for links to `target`. A store error fails the scan: a
+    /// referrer missed would be left dangling by the unlink or rename that asked.
+    fn scan_repo_snapshots(
+        &self,
+        repo: &OsStr,
+        target: &StorePath,
+        out: &mut Vec<StorePath>,
+    ) -> FsResult<()> {
         let snaps = StorePath::root()
             .join(repo)
             .and_then(|r| r.join(OsStr::new("snapshots")));
         if let Some(snaps) = snaps {
             let mut budget = MAX_SCAN;
-            self.scan_links(&snaps, target, out, &mut budget);
+            self.scan_links(&snaps, target, out, &mut budget)?;
         }
+        Ok(())
     }
 
-    /// Where the link at `p` points (one hop), if it is a link inside the store.
-    fn first_hop(&self, p: &StorePath) -> Option<StorePath> {
-        let meta = self.store.lstat(p).ok()?;
+    /// Where the link at `p` points (one hop), if it is a link inside the store; `None` if
+    /// it is gone or no link, an error if the store cannot tell.
+    fn first_hop(&self, p: &StorePath) -> FsResult<Option<StorePath>> {
+        let meta = match self.store.lstat(p) {
+            Ok(m) => m,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         if !self.store.is_link(p, &meta) {
-            return None;
+            return Ok(None);
         }
-        let text = self.store.readlink(p).ok()?;
-        link_target(&p.parent(), &text, self.store.aliases()).ok()
+        let text = match self.store.readlink(p) {
+            Ok(t) => t,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(link_target(&p.parent(), &text, self.store.aliases()).ok())
     }
 
     fn scan_links(
@@ -96,27 +117,33 @@ impl CacheView {
         target: &StorePath,
         out: &mut Vec<StorePath>,
         budget: &mut usize,
-    ) {
-        let Ok(mut entries) = self.store.read_dir(dir) else {
-            return;
+    ) -> FsResult<()> {
+        let mut entries = match self.store.read_dir(dir) {
+            Ok(e) => e,
+            // No snapshots (yet), or a directory removed meanwhile: no links there.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
         };
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         for e in entries {
             if *budget == 0 {
-                return;
+                return Ok(());
             }
             *budget -= 1;
             let Some(p) = dir.join(&e.name) else { continue };
             match e.kind {
-                Some(Kind::Dir) => self.scan_links(&p, target, out, budget),
+                Some(Kind::Dir) => self.scan_links(&p, target, out, budget)?,
                 Some(Kind::Symlink | Kind::File) | None
-                    if self.first_hop(&p).as_ref() == Some(target) =>
+                    if self.first_hop(&p)?.as_ref() == Some(target) =>
                 {
                     out.push(p);
                 }
                 _ => {}
             }
         }
+        Ok(())
     }
 
     /// Reads a small store file (a manifest); empty on any error.
@@ -143,16 +170,19 @@ impl CacheView {
             self.store.unlink(path)?;
             return Ok(None);
         };
-        self.store.rename(path, first, 0)?;
+        // The other referrers are moved first, the file last: `first` is still a link to
+        // `path` meanwhile, so a store error at any step leaves every name resolving (a
+        // chain rest -> first -> path, or the finished layout), never a dangling referrer.
         for r in rest {
             if repo_of(r) == repo_of(first) {
                 self.repoint(r, first)?;
             } else {
                 // Never make one repo depend on another's folder (removing that repo would
                 // strand this one): give this repo its own name of the content.
-                self.replace_with_hard_link(r, first)?;
+                self.replace_with_hard_link(r, path)?;
             }
         }
+        self.store.rename(path, first, 0)?;
         log::info!(
             "unlink {path}: content still linked; kept as {first} ({} other referrer(s) updated)",
             rest.len()
