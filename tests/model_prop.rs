@@ -59,6 +59,9 @@ const PATHS: [&str; 13] = [
     "S2/e", "R/x", "R/refs/y",
 ];
 
+/// The first paths of [`PATHS`] lie in snapshots.
+const SNAPSHOT_PATHS: usize = 11;
+
 fn expand(p: &str) -> String {
     p.replacen("S1", &format!("{REPO}/snapshots/{C1}"), 1)
         .replacen("S2", &format!("{REPO}/snapshots/{C2}"), 1)
@@ -138,7 +141,8 @@ fn op() -> impl Strategy<Value = Op> {
     let errno = prop::sample::select(vec![libc::EIO, libc::ENOSPC, libc::ESTALE]);
     prop_oneof![
         12 => view_op(),
-        1 => (0..PATHS.len(), 0..CONTENTS.len()).prop_map(|(p, k)| Op::Download(p, k)),
+        // Downloads make snapshot links only (the hub layout).
+        1 => (0..SNAPSHOT_PATHS, 0..CONTENTS.len()).prop_map(|(p, k)| Op::Download(p, k)),
         1 => (0..PATHS.len()).prop_map(Op::RemoveLink),
         1 => (0..CONTENTS.len()).prop_map(Op::RemoveBlob),
         1 => (0..CONTENTS.len()).prop_map(Op::Ref),
@@ -277,17 +281,25 @@ fn apply(d: &mut dyn Driver, op: &Op) -> reference::Outcome {
 fn in_scope(r: &Reference, op: &Op) -> bool {
     match op {
         Op::Rename(n, p) => reference::rename_in_scope(r, &n.path(), &expand(PATHS[*p])),
+        Op::Unlink(n) => reference::removal_in_scope(r, &n.path()),
         Op::Faulted(o, ..) => in_scope(r, o),
         _ => true,
     }
 }
 
 /// Runs one sequence on a driver; `faults` is the injector when the driver has one.
-fn run(d: &mut dyn Driver, ops: &[Op], faults: Option<&FaultyStore>) -> Result<(), String> {
+/// With `scoped`, steps the reference cannot judge are skipped (named tests set it false).
+fn run(
+    d: &mut dyn Driver,
+    ops: &[Op],
+    faults: Option<&FaultyStore>,
+    scoped: bool,
+) -> Result<(), String> {
     let mut r = oracle(d.store());
     compare(d, &r, "start")?;
     for (i, op) in ops.iter().enumerate() {
-        if !in_scope(&r, op) || (matches!(op, Op::RemoveBlob(_)) && d.caches_listings()) {
+        if (scoped && !in_scope(&r, op)) || (matches!(op, Op::RemoveBlob(_)) && d.caches_listings())
+        {
             continue;
         }
         let at = format!("step {i} {op:?}");
@@ -318,7 +330,10 @@ fn run(d: &mut dyn Driver, ops: &[Op], faults: Option<&FaultyStore>) -> Result<(
                 tally(format!("Faulted {} hit={hit} {got:?}", kind(inner)));
                 match got {
                     Ok(()) => {}
-                    Err(e) if hit && e == *errno => {}
+                    // A fault may surface as its errno or as what it made the view see (a
+                    // link the store cannot read is hidden: "not found", or moved as a
+                    // hidden link: EXDEV); the state checks below judge the step.
+                    Err(_) if hit => {}
                     Err(e) if want == Err(e) => {}
                     Err(e) => {
                         return Err(format!(
@@ -333,12 +348,27 @@ fn run(d: &mut dyn Driver, ops: &[Op], faults: Option<&FaultyStore>) -> Result<(
                 let now = shown(&r);
                 let after = shown(&after);
                 for (p, v) in &now {
-                    if before.get(p) != Some(v) && after.get(p) != Some(v) {
+                    // A temporary link whose removal failed too stays, as after a crash
+                    // (SEMANTICS: `hfcachefs gc` removes it).
+                    let temp = p
+                        .rsplit('/')
+                        .next()
+                        .is_some_and(|n| n.starts_with(".hfcachefs-"));
+                    if before.get(p) != Some(v) && after.get(p) != Some(v) && !temp {
                         return Err(format!("{at}: {p} shows {v:?}, neither before nor after"));
                     }
                 }
+                // A fault in the lookups that spot a rename onto the same file makes it
+                // a real rename: its source goes, its bytes stay under the target.
+                let moved = match &**inner {
+                    Op::Rename(n, q) => Some((n.path(), expand(PATHS[*q]))),
+                    _ => None,
+                };
                 for (p, v) in &before {
-                    if after.get(p) == Some(v) && now.get(p) != Some(v) {
+                    let renamed = moved
+                        .as_ref()
+                        .is_some_and(|(a, b)| a == p && now.get(b) == Some(v));
+                    if after.get(p) == Some(v) && now.get(p) != Some(v) && !renamed {
                         return Err(format!("{at}: {p} lost ({v:?})"));
                     }
                 }
@@ -473,7 +503,7 @@ fn core_over_the_model_store() {
     let started = std::time::Instant::now();
     runner(96)
         .run(&prop::collection::vec(op(), 1..14), |ops| {
-            run_in_process(&ops).map_err(TestCaseError::fail)
+            run_in_process(&ops, true).map_err(TestCaseError::fail)
         })
         .unwrap();
     eprintln!("model store: {:?}", started.elapsed());
@@ -493,20 +523,20 @@ fn the_same_sequences_over_a_fuse_mount() {
                 "rw,attr_timeout=0,entry_timeout=0,blob_timeout=0,immutable_timeout=0",
             );
             let mut d = Mounted::new(mount, store);
-            run(&mut d, &ops, None).map_err(TestCaseError::fail)
+            run(&mut d, &ops, None, true).map_err(TestCaseError::fail)
         })
         .unwrap();
     eprintln!("fuse mount: {:?}", started.elapsed());
 }
 
 /// Runs `ops` in-process over a fresh seeded model store.
-fn run_in_process(ops: &[Op]) -> Result<(), String> {
+fn run_in_process(ops: &[Op], scoped: bool) -> Result<(), String> {
     let model: Arc<dyn StoreBackend> = Arc::new(ModelStore::new().expect("model"));
     let faulty = Arc::new(FaultyStore::new(model.clone()));
     let plain = Store::with_backend(model);
     seed(&plain);
     let mut d = InProcess::new(Store::with_backend(faulty.clone()), plain);
-    run(&mut d, ops, Some(&faulty))
+    run(&mut d, ops, Some(&faulty), scoped)
 }
 
 /// Found by `core_over_the_model_store`: unlinking a blob moved it onto its first referrer
@@ -520,7 +550,7 @@ fn unlinking_a_linked_blob_strands_no_referrer_when_the_store_fails_midway() {
         (FaultOp::Rename, 1),
     ] {
         let op = Op::Faulted(Box::new(Op::Unlink(Name::Blob(0))), what, nth, libc::ENOSPC);
-        run_in_process(&[op]).unwrap_or_else(|e| panic!("{what:?} #{nth}: {e}"));
+        run_in_process(&[op], false).unwrap_or_else(|e| panic!("{what:?} #{nth}: {e}"));
     }
 }
 
@@ -532,7 +562,70 @@ fn unlinking_a_linked_blob_fails_when_the_referrer_scan_fails() {
     for what in [FaultOp::ReadDir, FaultOp::Lstat, FaultOp::Readlink] {
         for nth in 0..3 {
             let op = Op::Faulted(Box::new(Op::Unlink(Name::Blob(0))), what, nth, libc::EIO);
-            run_in_process(&[op]).unwrap_or_else(|e| panic!("{what:?} #{nth}: {e}"));
+            run_in_process(&[op], false).unwrap_or_else(|e| panic!("{what:?} #{nth}: {e}"));
         }
     }
+}
+
+/// Records a limitation found by `core_over_the_model_store` (not fixed): unlinking a blob
+/// that links reach moves it onto one of them; writing that name again turns it into a link
+/// to the new blob, and the other links now lead through it. Unlinking it then removes only
+/// the link, and those names go with it. Re-pointing them would cost a scan of the repo's
+/// snapshots at every unlink of a link (an `rm -r` of a snapshot would be quadratic).
+#[test]
+#[ignore = "records a limitation: links leading through an unlinked link dangle"]
+fn unlinking_a_link_that_other_links_lead_through_keeps_them() {
+    let ops = [
+        Op::Unlink(Name::Blob(0)),
+        Op::Overwrite(Name::P(6), 0),
+        Op::Unlink(Name::P(0)),
+    ];
+    run_in_process(&ops, false).unwrap();
+}
+
+/// Found by `core_over_the_model_store`: a blob that links reach renamed to a plain repo
+/// file took its links along; renaming or unlinking it there (where referrers are not
+/// tracked) then left them dangling. Such a move is now refused (`EXDEV`: `mv` copies).
+#[test]
+fn a_linked_file_never_moves_where_its_links_are_not_tracked() {
+    let ops = [Op::Rename(Name::Blob(0), 12), Op::Rename(Name::P(12), 1)];
+    run_in_process(&ops, false).unwrap();
+}
+
+/// Found by `core_over_the_model_store`: renaming a file over one that links reach re-aimed
+/// those links at the new bytes. They now keep the replaced file's content.
+#[test]
+fn renaming_over_a_file_that_links_reach_keeps_their_content() {
+    let cases = [
+        vec![
+            Op::Unlink(Name::Blob(0)),
+            Op::Unlink(Name::P(0)),
+            Op::Rename(Name::P(3), 6),
+        ],
+        vec![
+            Op::Unlink(Name::Blob(1)),
+            Op::WriteNew(11, 2),
+            Op::Rename(Name::P(11), 3),
+        ],
+    ];
+    for ops in cases {
+        run_in_process(&ops, false).unwrap_or_else(|e| panic!("{ops:?}: {e}"));
+    }
+}
+
+/// Found by `core_over_the_model_store`: a directory renamed onto a name held by a hidden
+/// (dangling) link failed with `ENOTDIR`; the hidden link is now replaced, as a create
+/// replaces it.
+#[test]
+fn a_directory_renamed_over_a_hidden_link_replaces_it() {
+    run_in_process(&[Op::RemoveBlob(1), Op::Rename(Name::P(2), 7)], false).unwrap();
+}
+
+/// Found by `core_over_the_model_store`: `rmdir` removes the hidden links of an otherwise
+/// empty directory, and took a link whose text the store failed to read for one: a visible
+/// link was deleted on a transient error. Such a link now keeps the directory.
+#[test]
+fn rmdir_never_removes_a_link_the_store_failed_to_read() {
+    let op = Op::Faulted(Box::new(Op::Rmdir(5)), FaultOp::Readlink, 0, libc::EIO);
+    run_in_process(&[op], false).unwrap();
 }

@@ -190,6 +190,44 @@ impl CacheView {
         Ok(Some(first.clone()))
     }
 
+    /// Before a rename of `from` replaces `to`: if `to` is a real file that store links
+    /// reach, its first referrer becomes a hard link of it and the others are re-pointed
+    /// there (as [`CacheView::unlink_keeping`] does, but `to` stays until the rename replaces
+    /// it atomically). Each step leaves every name resolving. Returns the referrer that now
+    /// holds the content, if any.
+    pub(super) fn keep_replaced(
+        &self,
+        from: &StorePath,
+        to: &StorePath,
+    ) -> FsResult<Option<StorePath>> {
+        let meta = match self.store.lstat(to) {
+            Ok(m) => m,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if meta.kind != Kind::File || self.store.is_link(to, &meta) {
+            return Ok(None);
+        }
+        let refs = self.referrers(to)?;
+        let Some((first, rest)) = refs.split_first() else {
+            return Ok(None);
+        };
+        if first == from {
+            // The file's own referrer moving over it: nothing else to keep it for.
+            return Ok(None);
+        }
+        self.replace_with_hard_link(first, to)?;
+        for r in rest.iter().filter(|r| *r != from) {
+            if repo_of(r) == repo_of(first) {
+                self.repoint(r, first)?;
+            } else {
+                self.replace_with_hard_link(r, to)?;
+            }
+        }
+        log::info!("rename over {to}: content still linked; kept as {first}");
+        Ok(Some(first.clone()))
+    }
+
     /// Replaces the link at `link` with a hard link to the real file `target` (a copy where
     /// the store refuses hard links), atomically.
     fn replace_with_hard_link(&self, link: &StorePath, target: &StorePath) -> FsResult<()> {
@@ -221,6 +259,19 @@ impl CacheView {
             return Err(e.into());
         }
         Ok(())
+    }
+}
+
+/// True for a path whose referrers [`CacheView::referrers`] finds (a shared payload, a repo
+/// blob, a snapshot entry): the only places a file that links reach may move to, or a later
+/// unlink or rename of it would leave those links dangling.
+pub(super) fn referrers_tracked(p: &StorePath) -> bool {
+    let comps: Vec<&OsStr> = p.components().collect();
+    match comps.as_slice() {
+        [b, _hh, _hash] if *b == "blobs" => p.is_blob(),
+        [_repo, b, _name] if *b == "blobs" => p.is_blob(),
+        [_repo, s, _, _, ..] if *s == "snapshots" => true,
+        _ => false,
     }
 }
 
