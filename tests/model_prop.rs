@@ -313,7 +313,7 @@ fn run(
                     // Replayed without the injector: the operation as it is.
                     let want = predict(&mut r, inner);
                     let got = apply(d, inner);
-                    check_outcome(&at, got, want)?;
+                    check_outcome(&at, inner, got, want)?;
                     d.settle(&r);
                     compare(d, &r, &at)?;
                     r = oracle(d.store());
@@ -376,7 +376,7 @@ fn run(
             _ => {
                 let want = predict(&mut r, op);
                 let got = apply(d, op);
-                check_outcome(&at, got, want)?;
+                check_outcome(&at, op, got, want)?;
                 d.settle(&r);
                 compare(d, &r, &at)?;
                 // The structure (which name holds the real file) is the view's choice.
@@ -407,17 +407,11 @@ fn kind(op: &Op) -> String {
 
 fn check_outcome(
     at: &str,
+    op: &Op,
     got: reference::Outcome,
     want: reference::Outcome,
 ) -> Result<(), String> {
-    tally(format!(
-        "{} {:?}",
-        at.split(' ')
-            .nth(2)
-            .map(|s| s.split('(').next().unwrap_or(s))
-            .unwrap_or(""),
-        got
-    ));
+    tally(format!("{} {got:?}", kind(op)));
     if got != want {
         return Err(format!("{at}: got {got:?}, predicted {want:?}"));
     }

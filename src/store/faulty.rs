@@ -253,3 +253,68 @@ impl StoreBackend for FaultyStore {
         self.inner.statfs()
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::store::model::ModelStore;
+
+    fn store() -> FaultyStore {
+        let m = ModelStore::new().unwrap();
+        m.put_file(&StorePath::parse("f").unwrap(), b"0123456789")
+            .unwrap();
+        FaultyStore::new(Arc::new(m))
+    }
+
+    fn lstat_errno(s: &FaultyStore) -> Option<i32> {
+        s.lstat(&StorePath::parse("f").unwrap())
+            .err()
+            .and_then(|e| e.raw_os_error())
+    }
+
+    #[test]
+    fn the_nth_call_of_an_operation_fails_once() {
+        let s = store();
+        s.fail(Some(FaultOp::Lstat), 1, 1, Fault::Errno(libc::ESTALE));
+        // Other operations are not counted.
+        assert!(s.statfs().is_ok());
+        assert_eq!(lstat_errno(&s), None);
+        assert_eq!(lstat_errno(&s), Some(libc::ESTALE));
+        assert_eq!(lstat_errno(&s), None);
+        assert_eq!(
+            s.injected(),
+            vec![(FaultOp::Lstat, Fault::Errno(libc::ESTALE))]
+        );
+    }
+
+    #[test]
+    fn short_reads_halve_what_is_read() {
+        let s = store();
+        s.fail(Some(FaultOp::ReadHead), 0, 1, Fault::ShortRead);
+        let f = StorePath::parse("f").unwrap();
+        assert_eq!(s.read_head(&f, 100).unwrap(), b"01234");
+        assert_eq!(s.read_head(&f, 100).unwrap(), b"0123456789");
+    }
+
+    #[test]
+    fn a_seeded_schedule_is_reproducible() {
+        let run = |seed| {
+            let s = store();
+            s.schedule(
+                seed,
+                3,
+                vec![Fault::Errno(libc::EIO), Fault::Errno(libc::ENOSPC)],
+            );
+            (0..60).map(|_| lstat_errno(&s)).collect::<Vec<_>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
+        let failed = a.iter().filter(|e| e.is_some()).count();
+        assert!((5..=40).contains(&failed), "{failed} of 60 failed");
+        let s = store();
+        s.schedule(7, 3, vec![Fault::Errno(libc::EIO)]);
+        s.clear();
+        assert_eq!(lstat_errno(&s), None);
+    }
+}

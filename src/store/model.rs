@@ -449,3 +449,104 @@ impl StoreBackend for ModelStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    fn sp(p: &str) -> StorePath {
+        StorePath::parse(p).unwrap()
+    }
+
+    fn errno(r: io::Result<impl std::fmt::Debug>) -> i32 {
+        r.unwrap_err().raw_os_error().unwrap()
+    }
+
+    #[test]
+    fn opens_are_new_descriptions_of_one_inode_that_agree_with_lstat() {
+        let m = ModelStore::new().unwrap();
+        m.mkdir_all(&sp("d")).unwrap();
+        m.put_file(&sp("d/f"), b"hello").unwrap();
+        let mut a = std::fs::File::from(m.open(&sp("d/f"), OFlags::RDONLY, 0).unwrap());
+        let mut b = std::fs::File::from(m.open(&sp("d/f"), OFlags::RDWR, 0).unwrap());
+        let mut two = [0u8; 2];
+        a.read_exact(&mut two).unwrap();
+        // Own offsets: `b` starts at 0 although `a` moved.
+        b.write_all(b"J").unwrap();
+        let mut rest = String::new();
+        a.read_to_string(&mut rest).unwrap();
+        assert_eq!((&two, rest.as_str()), (b"he", "llo"));
+        let meta = m.lstat(&sp("d/f")).unwrap();
+        let fd_meta = Meta::of_fd(&a).unwrap();
+        assert_eq!(
+            (meta.dev, meta.ino, meta.size),
+            (fd_meta.dev, fd_meta.ino, 5)
+        );
+        assert_eq!(m.read_head(&sp("d/f"), 10).unwrap(), b"Jello");
+    }
+
+    #[test]
+    fn hard_links_share_the_inode_and_an_open_file_outlives_its_names() {
+        let m = ModelStore::new().unwrap();
+        m.put_file(&sp("f"), b"data").unwrap();
+        m.link(&sp("f"), &sp("g")).unwrap();
+        assert_eq!(m.lstat(&sp("g")).unwrap().nlink, 2);
+        assert_eq!(
+            m.lstat(&sp("f")).unwrap().ino,
+            m.lstat(&sp("g")).unwrap().ino
+        );
+        let open = std::fs::File::from(m.open(&sp("f"), OFlags::RDONLY, 0).unwrap());
+        m.unlink(&sp("f")).unwrap();
+        assert_eq!(m.lstat(&sp("g")).unwrap().nlink, 1);
+        m.unlink(&sp("g")).unwrap();
+        let mut s = String::new();
+        (&open).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "data");
+        assert!(m.read_dir(&StorePath::root()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn no_link_is_followed() {
+        let m = ModelStore::new().unwrap();
+        m.mkdir_all(&sp("d")).unwrap();
+        m.put_file(&sp("d/f"), b"x").unwrap();
+        m.symlink(Path::new("d"), &sp("l")).unwrap();
+        assert_eq!(m.lstat(&sp("l")).unwrap().kind, Kind::Symlink);
+        assert_eq!(m.readlink(&sp("l")).unwrap(), b"d");
+        assert_eq!(errno(m.open(&sp("l"), OFlags::RDONLY, 0)), libc::ELOOP);
+        assert_eq!(errno(m.lstat(&sp("l/f"))), libc::ELOOP);
+        assert_eq!(errno(m.readlink(&sp("d/f"))), libc::EINVAL);
+    }
+
+    #[test]
+    fn errors_are_the_kernels() {
+        let m = ModelStore::new().unwrap();
+        m.mkdir_all(&sp("d/e")).unwrap();
+        m.mkdir_all(&sp("empty")).unwrap();
+        m.put_file(&sp("f"), b"x").unwrap();
+        m.put_file(&sp("d/e/g"), b"y").unwrap();
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
+        assert_eq!(errno(m.open(&sp("f"), flags, 0o644)), libc::EEXIST);
+        assert_eq!(errno(m.open(&sp("f/x"), flags, 0o644)), libc::ENOTDIR);
+        assert_eq!(errno(m.open(&sp("d"), OFlags::WRONLY, 0)), libc::EISDIR);
+        assert_eq!(errno(m.mkdir(&sp("f"), 0o755)), libc::EEXIST);
+        assert_eq!(errno(m.unlink(&sp("d"))), libc::EISDIR);
+        assert_eq!(errno(m.rmdir(&sp("f"))), libc::ENOTDIR);
+        assert_eq!(errno(m.rmdir(&sp("d"))), libc::ENOTEMPTY);
+        assert_eq!(errno(m.rename(&sp("f"), &sp("d"), 0)), libc::EISDIR);
+        assert_eq!(errno(m.rename(&sp("d"), &sp("f"), 0)), libc::ENOTDIR);
+        assert_eq!(errno(m.rename(&sp("empty"), &sp("d"), 0)), libc::ENOTEMPTY);
+        assert_eq!(errno(m.rename(&sp("d"), &sp("d/e/x"), 0)), libc::EINVAL);
+        let noreplace = libc::RENAME_NOREPLACE;
+        assert_eq!(
+            errno(m.rename(&sp("f"), &sp("d/e/g"), noreplace)),
+            libc::EEXIST
+        );
+        assert_eq!(errno(m.link(&sp("d"), &sp("x"))), libc::EPERM);
+        m.rename(&sp("f"), &sp("d/e/g"), 0).unwrap();
+        assert_eq!(m.read_head(&sp("d/e/g"), 8).unwrap(), b"x");
+        assert_eq!(errno(m.lstat(&sp("f"))), libc::ENOENT);
+    }
+}
