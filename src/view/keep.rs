@@ -173,15 +173,7 @@ impl CacheView {
         // The other referrers are moved first, the file last: `first` is still a link to
         // `path` meanwhile, so a store error at any step leaves every name resolving (a
         // chain rest -> first -> path, or the finished layout), never a dangling referrer.
-        for r in rest {
-            if repo_of(r) == repo_of(first) {
-                self.repoint(r, first)?;
-            } else {
-                // Never make one repo depend on another's folder (removing that repo would
-                // strand this one): give this repo its own name of the content.
-                self.replace_with_hard_link(r, path)?;
-            }
-        }
+        self.keep_for(rest, first, path)?;
         self.store.rename(path, first, 0)?;
         log::info!(
             "unlink {path}: content still linked; kept as {first} ({} other referrer(s) updated)",
@@ -217,15 +209,26 @@ impl CacheView {
             return Ok(None);
         }
         self.replace_with_hard_link(first, to)?;
-        for r in rest.iter().filter(|r| *r != from) {
+        let rest: Vec<StorePath> = rest.iter().filter(|r| *r != from).cloned().collect();
+        self.keep_for(&rest, first, to)?;
+        log::info!("rename over {to}: content still linked; kept as {first}");
+        Ok(Some(first.clone()))
+    }
+
+    /// Gives the referrers `rest` of the real file `real` its content at `first` (which is, or
+    /// is about to become, that file): re-pointed there within its repo, a hard link of the
+    /// file in another repo.
+    fn keep_for(&self, rest: &[StorePath], first: &StorePath, real: &StorePath) -> FsResult<()> {
+        for r in rest {
             if repo_of(r) == repo_of(first) {
                 self.repoint(r, first)?;
             } else {
-                self.replace_with_hard_link(r, to)?;
+                // Never make one repo depend on another's folder (removing that repo would
+                // strand this one): give this repo its own name of the content.
+                self.replace_with_hard_link(r, real)?;
             }
         }
-        log::info!("rename over {to}: content still linked; kept as {first}");
-        Ok(Some(first.clone()))
+        Ok(())
     }
 
     /// Replaces the link at `link` with a hard link to the real file `target` (a copy where
