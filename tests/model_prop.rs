@@ -15,8 +15,15 @@
 //!   over a real mount of a real store, compared with the reference; copy conversions run
 //!   on the daemon's converter threads, so each step waits until the store shows them.
 //!
-//! Bounded: 96 cases x up to 14 steps in-process (about a second), 12 cases over FUSE.
+//! Bounded: 96 cases x up to 13 steps in-process (about 2 s), 12 cases x up to 9 steps over
+//! FUSE (about 7 s, a mount per case).
 //! `PROPTEST_CASES=N` scales both; `HFCFS_PROP_SEED=N` changes the fixed seed.
+//!
+//! Steps that would hit documented limits are skipped (`reference::rename_in_scope`,
+//! `reference::removal_in_scope`). Over FUSE a blob removed behind the mount is skipped too:
+//! the kernel keeps a listing until its directory changes, so links hidden by a change
+//! elsewhere stay listed (recorded by
+//! `a_blob_removed_behind_the_mount_is_listed_until_its_links_directory_changes`).
 
 #![cfg(target_os = "linux")]
 
@@ -504,6 +511,9 @@ fn core_over_the_model_store() {
     TALLY.with(|t| eprintln!("{:#?}", t.borrow()));
 }
 
+/// Changes behind the mount are visible at once (SEMANTICS: otherwise within the timeouts).
+const MOUNT_OPTS: &str = "rw,attr_timeout=0,entry_timeout=0,blob_timeout=0,immutable_timeout=0";
+
 #[test]
 fn the_same_sequences_over_a_fuse_mount() {
     let started = std::time::Instant::now();
@@ -512,10 +522,7 @@ fn the_same_sequences_over_a_fuse_mount() {
             let dir = harness::empty_store();
             let store = Store::open_root(dir.path()).expect("store");
             seed(&store);
-            let mount = harness::Mount::new(
-                dir.path(),
-                "rw,attr_timeout=0,entry_timeout=0,blob_timeout=0,immutable_timeout=0",
-            );
+            let mount = harness::Mount::new(dir.path(), MOUNT_OPTS);
             let mut d = Mounted::new(mount, store);
             run(&mut d, &ops, None, true).map_err(TestCaseError::fail)
         })
@@ -622,4 +629,23 @@ fn a_directory_renamed_over_a_hidden_link_replaces_it() {
 fn rmdir_never_removes_a_link_the_store_failed_to_read() {
     let op = Op::Faulted(Box::new(Op::Rmdir(5)), FaultOp::Readlink, 0, libc::EIO);
     run_in_process(&[op], false).unwrap();
+}
+
+/// Records a limitation found by `the_same_sequences_over_a_fuse_mount` (not fixed): the
+/// kernel caches a directory's listing (`FOPEN_CACHE_DIR`) until the directory's mtime
+/// changes, but a link there is hidden when its blob goes, which changes another directory:
+/// the listing keeps the name while `lstat` of it fails with `ENOENT` (with the default
+/// `immutable_timeout` the kernel's cached entry answers `lstat` too, as SEMANTICS says of
+/// fixed names deleted elsewhere; only an open then finds the name gone).
+#[test]
+#[ignore = "records a limitation: the kernel's listing cache outlives a link's target"]
+fn a_blob_removed_behind_the_mount_is_listed_until_its_links_directory_changes() {
+    let dir = harness::empty_store();
+    let store = Store::open_root(dir.path()).expect("store");
+    seed(&store);
+    let mount = harness::Mount::new(dir.path(), MOUNT_OPTS);
+    let mut d = Mounted::new(mount, Store::open_root(dir.path()).expect("store"));
+    d.tree().unwrap();
+    behind(&store, &Op::RemoveBlob(0));
+    d.tree().unwrap();
 }
