@@ -9,6 +9,9 @@
 //! snapshots become blobs, a blob renamed into snapshots stays); changes behind the view are
 //! not predicted — the reference is re-derived from the store by [`oracle`], an independent
 //! walk that resolves links lexically (relative texts only: the test writes no others).
+//! Predicted are names, bytes and errors; which name holds a file's bytes after an unlink or
+//! a rename over it is the view's choice, so after each compared step the reference is
+//! re-read from the store by the oracle.
 //!
 //! Invariant: the reference never looks at the view; the oracle never looks at the view.
 
