@@ -8,7 +8,9 @@
 //! check and a use therefore fails the use (`ELOOP`) instead of reaching outside the store.
 //!
 //! The types here ([`Kind`], [`Meta`], [`RawEntry`], [`StoreStatfs`]) are shared by every
-//! platform; `Store` itself is this Unix layer, or on Windows `store::win` (the same
+//! platform. On Unix, `Store` is the seam of `store::seam`: a handle on a [`StoreBackend`],
+//! which is this module's [`UnixStore`] when mounted, or the in-memory `store::model` and the
+//! fault injector `store::faulty` in tests. On Windows `Store` is `store::win` (the same
 //! operations over `NtCreateFile` relative opens with `FILE_OPEN_REPARSE_POINT`, errors as
 //! errno values).
 
@@ -160,10 +162,10 @@ pub struct StoreStatfs {
     pub frsize: u32,
 }
 
-/// An open store root.
+/// An open store root on Unix: the real backend behind [`Store`] (see [`StoreBackend`]).
 #[cfg(unix)]
 #[derive(Debug)]
-pub struct Store {
+pub struct UnixStore {
     root: OwnedFd,
     aliases: Vec<PathBuf>,
     has_openat2: AtomicBool,
@@ -194,10 +196,10 @@ pub enum OpenStoreError {
 }
 
 #[cfg(unix)]
-impl Store {
+impl UnixStore {
     /// Opens the store at `path` (which may itself be reached through symlinks: the user
     /// chose it).
-    pub fn open_root(path: &Path) -> Result<Store, OpenStoreError> {
+    pub fn open_root(path: &Path) -> Result<UnixStore, OpenStoreError> {
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -220,7 +222,7 @@ impl Store {
         {
             aliases.push(canon);
         }
-        Ok(Store {
+        Ok(UnixStore {
             root: file.into(),
             aliases,
             has_openat2: AtomicBool::new(cfg!(target_os = "linux")),
@@ -272,7 +274,7 @@ impl Store {
         Ok(fd)
     }
 
-    /// [`Store::open`] without the type check.
+    /// [`UnixStore::open`] without the type check.
     fn open_raw(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mode = Mode::from_raw_mode(mode as _);
@@ -332,7 +334,7 @@ impl Store {
         self.dirs.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    /// Like [`Store::parent_and_name`], from the lookup cache when fresh enough.
+    /// Like [`UnixStore::parent_and_name`], from the lookup cache when fresh enough.
     fn lookup_parent<'p>(&self, p: &'p StorePath) -> io::Result<(Arc<OwnedFd>, &'p OsStr)> {
         let name = p
             .file_name()
@@ -547,6 +549,14 @@ pub fn name_bytes(name: &OsStr) -> &[u8] {
     name.as_encoded_bytes()
 }
 
+#[cfg(unix)]
+pub mod faulty;
+#[cfg(target_os = "linux")]
+pub mod model;
+#[cfg(unix)]
+mod seam;
+#[cfg(unix)]
+pub use seam::{Store, StoreBackend};
 #[cfg(windows)]
 mod win;
 #[cfg(windows)]

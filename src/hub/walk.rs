@@ -61,9 +61,10 @@ pub fn first_hop(store: &Store, p: &StorePath) -> Option<StorePath> {
 
 /// A directory listing: the open directory and its entries (sorted by name) with `lstat`.
 pub struct Listing {
-    /// The open directory (Unix: links are read relative to it).
+    /// The open directory (Unix: links are read relative to it); `None` for a store whose
+    /// backend has no directory descriptors (listed by path, see [`list_by_path`]).
     #[cfg(unix)]
-    fd: OwnedFd,
+    fd: Option<OwnedFd>,
     /// Names and `lstat`s, sorted by name.
     pub entries: Vec<(OsString, Meta)>,
     /// Texts of the symlinks among them, read with the `lstat`s.
@@ -84,8 +85,10 @@ impl Listing {
             return Ok(t.clone());
         }
         #[cfg(unix)]
-        if meta.kind == Kind::Symlink {
-            return rustix::fs::readlinkat(&self.fd, name, Vec::new())
+        if meta.kind == Kind::Symlink
+            && let Some(fd) = &self.fd
+        {
+            return rustix::fs::readlinkat(fd, name, Vec::new())
                 .map(|t| t.into_bytes())
                 .map_err(io::Error::from);
         }
@@ -109,7 +112,14 @@ type Examined = Option<(Meta, Option<Vec<u8>>)>;
 /// store walks; a request of the view stays on its own thread).
 #[cfg(unix)]
 pub fn list(store: &Store, dir: &StorePath, parallel: bool) -> io::Result<Listing> {
-    let fd = store.open(dir, OFlags::DIRECTORY | OFlags::RDONLY, 0)?;
+    let fd = match store.open(dir, OFlags::DIRECTORY | OFlags::RDONLY, 0) {
+        Ok(fd) => fd,
+        // A backend without directory descriptors (the in-memory model store).
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            return list_by_path(store, dir);
+        }
+        Err(e) => return Err(e),
+    };
     let mut names = Vec::new();
     {
         let mut d = rustix::fs::Dir::read_from(&fd)?;
@@ -166,13 +176,24 @@ pub fn list(store: &Store, dir: &StorePath, parallel: bool) -> io::Result<Listin
             entries.push((name, meta));
         }
     }
-    Ok(Listing { fd, entries, texts })
+    Ok(Listing {
+        fd: Some(fd),
+        entries,
+        texts,
+    })
 }
 
-/// Windows: the store layer has no descriptor-relative calls; every entry is examined by its
-/// store path, which `store::win` walks one component at a time without following links.
+/// Windows: the store layer has no descriptor-relative calls.
 #[cfg(windows)]
 pub fn list(store: &Store, dir: &StorePath, _parallel: bool) -> io::Result<Listing> {
+    list_by_path(store, dir)
+}
+
+/// Lists `dir` through the store's path calls: every entry is examined by its store path,
+/// which the store walks one component at a time without following links (Windows, and
+/// stores without directory descriptors). Errors of the store are passed on, an entry
+/// removed meanwhile is left out.
+fn list_by_path(store: &Store, dir: &StorePath) -> io::Result<Listing> {
     let mut names: Vec<OsString> = store.read_dir(dir)?.into_iter().map(|e| e.name).collect();
     names.sort();
     let mut entries = Vec::with_capacity(names.len());
@@ -191,7 +212,12 @@ pub fn list(store: &Store, dir: &StorePath, _parallel: bool) -> io::Result<Listi
         }
         entries.push((name, meta));
     }
-    Ok(Listing { entries, texts })
+    Ok(Listing {
+        #[cfg(unix)]
+        fd: None,
+        entries,
+        texts,
+    })
 }
 
 /// One non-directory entry met below `<repo>/snapshots/`.

@@ -343,7 +343,11 @@ impl CacheView {
             let mut found = self.lookup_window(ino, &list, i..end).into_iter();
             if !self.remote_store {
                 let per_entry = started.elapsed() / u32::try_from(end - i).unwrap_or(1).max(1);
-                window = if per_entry >= COLD_LOOKUP { LOCAL_PREFETCH } else { 1 };
+                window = if per_entry >= COLD_LOOKUP {
+                    LOCAL_PREFETCH
+                } else {
+                    1
+                };
             }
             for k in i..end {
                 pos += 1;

@@ -14,20 +14,26 @@
 //! Files outside the hub layout are not tracked (no store-wide reverse index).
 
 use std::ffi::OsStr;
+use std::io;
 use std::ops::ControlFlow;
 
 use super::CacheView;
+#[cfg(windows)]
+use crate::compat::libc;
 use crate::error::{FsError, FsResult};
 use crate::hub::walk::{self, Found, SnapshotVisitor};
 use crate::hub::{self, manifest};
 use crate::path::StorePath;
-use crate::store::{OFlags, Store};
+use crate::resolve::hop_of;
+use crate::store::{Kind, OFlags, Store};
 
 /// At most this many directory entries are visited when looking for referrers.
 const MAX_SCAN: usize = 1_000_000;
 
 impl CacheView {
-    /// Links that point straight at the real file `path`, in a stable order.
+    /// Links that point straight at the real file `path`, in a stable order. A store error
+    /// while looking fails the search: a referrer missed would be left dangling by the
+    /// unlink or rename that asked.
     pub(super) fn referrers(&self, path: &StorePath) -> FsResult<Vec<StorePath>> {
         let mut out = Vec::new();
         let comps: Vec<&OsStr> = path.components().collect();
@@ -35,7 +41,9 @@ impl CacheView {
             // A payload: its referrers are the repo blob links its manifest lists.
             _ if hub::names::payload(path).is_some() => {
                 for entry in manifest::read(&self.store, path) {
-                    if walk::first_hop(&self.store, &entry).as_ref() == Some(path) {
+                    if first_hop(&self.store, &entry)?.as_ref() == Some(path)
+                        && !out.contains(&entry)
+                    {
                         out.push(entry);
                     }
                 }
@@ -44,10 +52,10 @@ impl CacheView {
             // earlier unlink): its referrers are snapshot links of the same repo. Temp files
             // (`*.incomplete`) are never link targets and skip the scan.
             [repo, b, _name] if *b == "blobs" && hub::is_blob_path(path) => {
-                self.scan_repo_snapshots(repo, path, &mut out);
+                self.scan_repo_snapshots(repo, path, &mut out)?;
             }
             [repo, s, _, ..] if *s == "snapshots" => {
-                self.scan_repo_snapshots(repo, path, &mut out);
+                self.scan_repo_snapshots(repo, path, &mut out)?;
             }
             _ => {}
         }
@@ -55,7 +63,12 @@ impl CacheView {
     }
 
     /// The links below `<repo>/snapshots/` whose first hop is `target`, in walk order.
-    fn scan_repo_snapshots(&self, repo: &OsStr, target: &StorePath, out: &mut Vec<StorePath>) {
+    fn scan_repo_snapshots(
+        &self,
+        repo: &OsStr,
+        target: &StorePath,
+        out: &mut Vec<StorePath>,
+    ) -> FsResult<()> {
         let snaps = StorePath::root()
             .join(repo)
             .and_then(|r| r.join(OsStr::new("snapshots")));
@@ -65,10 +78,15 @@ impl CacheView {
                 target,
                 out,
                 budget: MAX_SCAN,
+                failed: None,
             };
             // One repo on a request path: no extra threads.
             let _ = walk::walk_snapshots(&self.store, &snaps, false, &mut v);
+            if let Some(e) = v.failed {
+                return Err(e.into());
+            }
         }
+        Ok(())
     }
 
     /// Re-points the link at `link` to `target`, atomically (temporary link + rename).
@@ -84,21 +102,65 @@ impl CacheView {
             self.store.unlink(path)?;
             return Ok(None);
         };
+        // The other referrers are moved first, the file last: `first` is still a link to
+        // `path` meanwhile, so a store error at any step leaves every name resolving (a
+        // chain rest -> first -> path, or the finished layout), never a dangling referrer.
+        self.keep_for(rest, first, path)?;
         self.store.rename(path, first, 0)?;
+        log::info!(
+            "unlink {path}: content still linked; kept as {first} ({} other referrer(s) updated)",
+            rest.len()
+        );
+        Ok(Some(first.clone()))
+    }
+
+    /// Before a rename of `from` replaces `to`: if `to` is a real file that store links
+    /// reach, its first referrer becomes a hard link of it and the others are re-pointed
+    /// there (as [`CacheView::unlink_keeping`] does, but `to` stays until the rename replaces
+    /// it atomically). Each step leaves every name resolving. Returns the referrer that now
+    /// holds the content, if any.
+    pub(super) fn keep_replaced(
+        &self,
+        from: &StorePath,
+        to: &StorePath,
+    ) -> FsResult<Option<StorePath>> {
+        let meta = match self.store.lstat(to) {
+            Ok(m) => m,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if meta.kind != Kind::File || walk::is_link(&self.store, to, &meta) {
+            return Ok(None);
+        }
+        let refs = self.referrers(to)?;
+        let Some((first, rest)) = refs.split_first() else {
+            return Ok(None);
+        };
+        if first == from {
+            // The file's own referrer moving over it: nothing else to keep it for.
+            return Ok(None);
+        }
+        self.replace_with_hard_link(first, to)?;
+        let rest: Vec<StorePath> = rest.iter().filter(|r| *r != from).cloned().collect();
+        self.keep_for(&rest, first, to)?;
+        log::info!("rename over {to}: content still linked; kept as {first}");
+        Ok(Some(first.clone()))
+    }
+
+    /// Gives the referrers `rest` of the real file `real` its content at `first` (which is, or
+    /// is about to become, that file): re-pointed there within its repo, a hard link of the
+    /// file in another repo.
+    fn keep_for(&self, rest: &[StorePath], first: &StorePath, real: &StorePath) -> FsResult<()> {
         for r in rest {
             if hub::repo_of(r) == hub::repo_of(first) {
                 self.repoint(r, first)?;
             } else {
                 // Never make one repo depend on another's folder (removing that repo would
                 // strand this one): give this repo its own name of the content.
-                self.replace_with_hard_link(r, first)?;
+                self.replace_with_hard_link(r, real)?;
             }
         }
-        log::info!(
-            "unlink {path}: content still linked; kept as {first} ({} other referrer(s) updated)",
-            rest.len()
-        );
-        Ok(Some(first.clone()))
+        Ok(())
     }
 
     /// Replaces the link at `link` with a hard link to the real file `target` (a copy where
@@ -135,17 +197,60 @@ impl CacheView {
     }
 }
 
-/// Collects the snapshot links whose first hop is `target`, within a budget of entries.
+/// Where the link at `p` points (one hop), if it is a link inside the store; `None` if it is
+/// gone or no link, an error if the store cannot tell.
+fn first_hop(store: &Store, p: &StorePath) -> io::Result<Option<StorePath>> {
+    let meta = match store.lstat(p) {
+        Ok(m) => m,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !walk::is_link(store, p, &meta) {
+        return Ok(None);
+    }
+    hop_from(p, store.readlink(p), store)
+}
+
+/// The first hop of the link `p` whose text was read as `text`: a link removed or replaced
+/// meanwhile (`ENOENT`, `EINVAL`) is no referrer; any other error is the store's.
+fn hop_from(
+    p: &StorePath,
+    text: io::Result<Vec<u8>>,
+    store: &Store,
+) -> io::Result<Option<StorePath>> {
+    match text {
+        Ok(t) => Ok(hop_of(p, &t, store.aliases()).ok()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// True for a path whose referrers [`CacheView::referrers`] finds (a shared payload, a repo
+/// blob, a snapshot entry): the only places a file that links reach may move to, or a later
+/// unlink or rename of it would leave those links dangling.
+pub(super) fn referrers_tracked(p: &StorePath) -> bool {
+    let comps: Vec<&OsStr> = p.components().collect();
+    match comps.as_slice() {
+        _ if hub::names::payload(p).is_some() => true,
+        [_repo, b, _name] if *b == "blobs" => hub::is_blob_path(p),
+        [_repo, s, _, _, ..] if *s == "snapshots" => true,
+        _ => false,
+    }
+}
+
+/// Collects the snapshot links whose first hop is `target`, within a budget of entries; the
+/// first store error ends the walk and is kept.
 struct Referrers<'a> {
     store: &'a Store,
     target: &'a StorePath,
     out: &'a mut Vec<StorePath>,
     budget: usize,
+    failed: Option<io::Error>,
 }
 
 impl SnapshotVisitor for Referrers<'_> {
     fn enter(&mut self, _dir: &StorePath) -> ControlFlow<()> {
-        if self.budget == 0 {
+        if self.budget == 0 || self.failed.is_some() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -156,9 +261,18 @@ impl SnapshotVisitor for Referrers<'_> {
         self.budget = self.budget.saturating_sub(n);
     }
 
+    fn error(&mut self, _dir: &StorePath, e: io::Error) {
+        self.failed.get_or_insert(e);
+    }
+
     fn entry(&mut self, found: Found<'_>) {
-        if found.first_hop(self.store).as_ref() == Some(self.target) {
-            self.out.push(found.path);
+        if self.failed.is_some() || found.kind != Kind::Symlink {
+            return;
+        }
+        match hop_from(&found.path, found.link_text(self.store), self.store) {
+            Ok(hop) if hop.as_ref() == Some(self.target) => self.out.push(found.path),
+            Ok(_) => {}
+            Err(e) => self.failed = Some(e),
         }
     }
 }

@@ -73,10 +73,12 @@ impl CacheView {
     }
 
     /// True if the store entry at `p` is a link the view hides (removable with its directory).
+    /// A link the store cannot read now is not known to be hidden: it is never removed.
     fn is_hidden_link(&self, dir: &StorePath, p: &StorePath) -> bool {
         match self.store.lstat(p) {
             Ok(m) if self.store.is_link(p, &m) => {
                 match Resolver::new(&self.store).resolve_link(p) {
+                    Err(Odd::Unreadable(_)) => false,
                     Err(_) => true,
                     Ok(t) => t.meta.kind == Kind::Dir && dir.starts_with(&t.path),
                 }
@@ -440,6 +442,19 @@ impl CacheView {
         {
             self.check_delete(&to, &replaced)?;
         }
+        // A directory cannot replace a link, but a link the view hides is no name for the
+        // client: it goes, as when a name is created over it.
+        if meta.kind == Kind::Dir && self.is_hidden_link(&to.parent(), &to) {
+            log::warn!("replacing hidden store entry {to}");
+            self.store.unlink(&to)?;
+        }
+        // The name replaced may be a file that links still reach: they keep its content.
+        if meta.kind != Kind::Dir
+            && flags & (libc::RENAME_EXCHANGE | libc::RENAME_NOREPLACE) == 0
+            && let Some(kept) = self.keep_replaced(&from, &to)?
+        {
+            self.table().rebase_paths(&to, &kept);
+        }
         if self.rename_blob_as_link(&from, &to, &meta, flags)? {
             // The kernel now shows the blob's inode under `to` (the link reaches it); the
             // blob keeps its name and node.
@@ -459,10 +474,15 @@ impl CacheView {
             self.move_link(&from, &to, flags)?;
         } else if meta.kind == Kind::File && !is_link && flags & libc::RENAME_EXCHANGE == 0 {
             // Links that reach the file by its old name follow it to the new one, within its
-            // repo. Into another repo they would make one repo depend on another's folder:
-            // refuse with EXDEV, so `mv` copies (and the unlink keeps the content here).
+            // repo. Into another repo they would make one repo depend on another's folder,
+            // and to a place whose referrers are not tracked the next unlink or rename of it
+            // would strand them: refuse with EXDEV, so `mv` copies (and the unlink keeps the
+            // content here).
             let refs = self.referrers(&from)?;
-            if !refs.is_empty() && hub::repo_of(&from) != hub::repo_of(&to) {
+            if !refs.is_empty()
+                && (hub::repo_of(&from) != hub::repo_of(&to)
+                    || !super::keep::referrers_tracked(&to))
+            {
                 return Err(FsError::CrossStore);
             }
             self.store.rename(&from, &to, flags)?;
