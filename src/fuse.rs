@@ -15,14 +15,16 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::error::FsError;
+use crate::error::{FsError, OpError, ResultExt};
+use crate::fs_error;
 use crate::stats::Stats;
 
 mod deferred;
 mod iomode;
 use crate::view::access;
 use crate::view::{
-    Attr, AttrKind, CacheView, Caller, Entry, LockSpec, LockType, Opened, SetAttr, TimeSet,
+    self as view, Attr, AttrKind, CacheView, Caller, Entry, Fh, Ino, LockSpec, LockType, Opened,
+    SetAttr, TimeSet,
 };
 use deferred::Deferred;
 use iomode::{Grant, IoModes, OpenReq};
@@ -56,22 +58,22 @@ impl FuseFs {
         }
     }
 
-    fn answer_entry(&self, reply: ReplyEntry, res: Result<Entry, FsError>) {
+    fn answer_entry(&self, reply: ReplyEntry, res: Result<Entry, OpError>) {
         match res {
             Ok(e) => reply_entry(reply, &e),
             Err(e) => reply.error(self.fail(e)),
         }
     }
 
-    fn answer_ok(&self, reply: ReplyEmpty, res: Result<(), FsError>) {
+    fn answer_ok(&self, reply: ReplyEmpty, res: Result<(), OpError>) {
         match res {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail(e)),
         }
     }
 
-    fn fail(&self, e: FsError) -> Errno {
-        fail(&self.stats, e)
+    fn fail(&self, e: OpError) -> Errno {
+        fail(&self.view, &self.stats, e)
     }
 
     fn count(&self) {
@@ -103,7 +105,7 @@ impl FuseFs {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let req = OpenReq {
             ino,
-            fh: o.fh,
+            fh: o.fh.0,
             writable,
             immutable: o.keep_cache,
             passthrough: self.passthrough_active(),
@@ -144,7 +146,7 @@ impl FuseFs {
                 // is kept: it lets the (asynchronous) RELEASE of a passthrough reader reach
                 // the daemon before the closing process's next open, which a writer of the
                 // same inode would otherwise find still held (ETXTBSY).
-                reply.passthrough(o.fh, id);
+                reply.passthrough(o.fh.0, id);
             }
             Grant::Cached => {
                 drop(io);
@@ -158,7 +160,7 @@ impl FuseFs {
                         f |= FopenFlags::FOPEN_NOFLUSH;
                     }
                 }
-                reply.cached(o.fh, f);
+                reply.cached(o.fh.0, f);
             }
             Grant::Busy => {
                 drop(io);
@@ -171,8 +173,8 @@ impl FuseFs {
     /// A deferred handle for a read-only open of blob `ino`, registered as a page-cache
     /// handle of its inode; `None` if the inode is served by passthrough right now (an inode
     /// never mixes the two).
-    fn defer_open(&self, ino: u64, flags: i32) -> Option<u64> {
-        let fh = self.deferred.insert(ino, flags);
+    fn defer_open(&self, ino: u64, flags: view::OpenFlags) -> Option<u64> {
+        let fh = self.deferred.insert(Ino(ino), flags);
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let req = OpenReq {
             ino,
@@ -192,18 +194,18 @@ impl FuseFs {
 
     /// The view handle behind a kernel handle: itself, or for a deferred open the one a
     /// read opened (`None` while no read needed the store).
-    fn view_fh(&self, fh: u64) -> Option<u64> {
+    fn view_fh(&self, fh: u64) -> Option<Fh> {
         if Deferred::is_deferred(fh) {
             self.deferred.real(fh)
         } else {
-            Some(fh)
+            Some(Fh(fh))
         }
     }
 
     /// Like [`FuseFs::view_fh`], opening the store file of a deferred open now.
-    fn store_fh(&self, fh: u64) -> Result<u64, FsError> {
+    fn store_fh(&self, fh: u64) -> Result<Fh, FsError> {
         if !Deferred::is_deferred(fh) {
-            return Ok(fh);
+            return Ok(Fh(fh));
         }
         self.deferred.resolve(
             fh,
@@ -331,24 +333,20 @@ pub fn errno(e: &FsError) -> Errno {
     Errno::from_i32(e.errno())
 }
 
-fn fail(stats: &Stats, e: FsError) -> Errno {
-    match &e {
-        FsError::NotFound | FsError::Exists | FsError::NotEmpty => {
-            log::debug!("{e}")
-        }
-        FsError::Store(io) if io.raw_os_error() == Some(libc::ENOENT) => log::debug!("{e}"),
-        _ => {
-            Stats::bump(&stats.errors, 1);
-            log::info!("request failed: {e}")
-        }
+/// Logs a failed request (through [`fs_error!`]) and counts it unless it is an answer normal
+/// work produces (debug level); its errno.
+fn fail(view: &CacheView, stats: &Stats, mut e: OpError) -> Errno {
+    if e.level() != log::Level::Debug {
+        Stats::bump(&stats.errors, 1);
     }
-    errno(&e)
+    fs_error!(view, &mut e);
+    errno(&e.error)
 }
 
 /// The `fuser` attributes for view attributes.
 pub fn file_attr(a: &Attr) -> FileAttr {
     FileAttr {
-        ino: INodeNo(a.ino),
+        ino: INodeNo(a.ino.0),
         size: a.size,
         blocks: a.blocks,
         atime: a.atime,
@@ -377,6 +375,21 @@ fn reply_entry(reply: ReplyEntry, e: &Entry) {
         &file_attr(&e.attr),
         Generation(0),
     );
+}
+
+/// The view inode for a kernel inode number (the same number).
+fn vino(i: INodeNo) -> Ino {
+    Ino(i.0)
+}
+
+/// The view handle for a kernel handle that is never deferred (directories, writers).
+fn vfh(f: FileHandle) -> Fh {
+    Fh(f.0)
+}
+
+/// The view's lock owner for the kernel's.
+fn owner(o: LockOwner) -> view::LockOwner {
+    view::LockOwner(o.0)
 }
 
 fn caller(req: &Request) -> Caller {
@@ -434,12 +447,17 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _caller = self.enter(req);
-        self.answer_entry(reply, self.view.lookup(parent.0, name));
+        self.answer_entry(
+            reply,
+            self.view
+                .lookup(vino(parent), name)
+                .during_at("lookup", vino(parent), name),
+        );
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.view.forget(ino.0, nlookup);
-        if !self.view.is_live(ino.0) {
+        self.view.forget(vino(ino), nlookup);
+        if !self.view.is_live(vino(ino)) {
             self.io
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -449,9 +467,12 @@ impl Filesystem for FuseFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let _caller = self.enter(req);
-        match self.view.getattr(ino.0, fh.and_then(|f| self.view_fh(f.0))) {
+        match self
+            .view
+            .getattr(vino(ino), fh.and_then(|f| self.view_fh(f.0)))
+        {
             Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("getattr", vino(ino)))),
         }
     }
 
@@ -484,18 +505,18 @@ impl Filesystem for FuseFs {
         };
         match self
             .view
-            .setattr(ino.0, &set, fh.and_then(|f| self.view_fh(f.0)))
+            .setattr(vino(ino), &set, fh.and_then(|f| self.view_fh(f.0)))
         {
             Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("setattr", vino(ino)))),
         }
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let _caller = self.enter(req);
-        match self.view.readlink(ino.0) {
+        match self.view.readlink(vino(ino)) {
             Ok(d) => reply.data(&d),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("readlink", vino(ino)))),
         }
     }
 
@@ -512,7 +533,9 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         self.answer_entry(
             reply,
-            self.view.mknod(parent.0, name, mode, umask, caller(req)),
+            self.view
+                .mknod(vino(parent), name, mode, umask, caller(req))
+                .during_at("mknod", vino(parent), name),
         );
     }
 
@@ -528,18 +551,22 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         self.answer_entry(
             reply,
-            self.view.mkdir(parent.0, name, mode, umask, caller(req)),
+            self.view
+                .mkdir(vino(parent), name, mode, umask, caller(req))
+                .during_at("mkdir", vino(parent), name),
         );
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _caller = self.enter(req);
-        self.answer_ok(reply, self.view.unlink(parent.0, name));
+        let res = self.view.unlink(vino(parent), name);
+        self.answer_ok(reply, res.during_at("unlink", vino(parent), name));
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _caller = self.enter(req);
-        self.answer_ok(reply, self.view.rmdir(parent.0, name));
+        let res = self.view.rmdir(vino(parent), name);
+        self.answer_ok(reply, res.during_at("rmdir", vino(parent), name));
     }
 
     fn symlink(
@@ -553,7 +580,9 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         self.answer_entry(
             reply,
-            self.view.symlink(parent.0, link_name, target, caller(req)),
+            self.view
+                .symlink(vino(parent), link_name, target, caller(req))
+                .during_at("symlink", vino(parent), link_name),
         );
     }
 
@@ -570,8 +599,8 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         let res = self
             .view
-            .rename(parent.0, name, newparent.0, newname, flags.bits());
-        self.answer_ok(reply, res);
+            .rename(vino(parent), name, vino(newparent), newname, flags.bits());
+        self.answer_ok(reply, res.during_at("rename", vino(parent), name));
     }
 
     fn link(
@@ -583,38 +612,40 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         let _caller = self.enter(req);
-        self.answer_entry(reply, self.view.link(ino.0, newparent.0, newname));
+        let res = self.view.link(vino(ino), vino(newparent), newname);
+        self.answer_entry(reply, res.during_at("link", vino(newparent), newname));
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _caller = self.enter(req);
-        let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        let flags = view::OpenFlags::from_raw(flags.0);
+        let writable = flags.writes();
         // A reader of a blob gets its pages from the kernel's cache when it holds them: the
         // store file waits for a read that needs it. Without passthrough for every blob; with
         // it for small ones, whose open and close cost more than passthrough saves (they are
         // then always served through the page cache: an inode never mixes the two).
-        if self.deferred.may_defer(ino.0) {
-            match self.view.check_open(ino.0, flags.0) {
+        if self.deferred.may_defer(vino(ino)) {
+            match self.view.check_open(vino(ino), flags) {
                 Ok(Some(size)) if !self.passthrough_active() || size <= SMALL_BLOB => {
-                    if let Some(fh) = self.defer_open(ino.0, flags.0) {
+                    if let Some(fh) = self.defer_open(ino.0, flags) {
                         let f = FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH;
                         return reply.opened(FileHandle(fh), f);
                     }
                 }
                 Ok(_) => {}
-                Err(e) => return reply.error(self.fail(e)),
+                Err(e) => return reply.error(self.fail(e.during("open", vino(ino)))),
             }
         }
-        match self.view.open(ino.0, flags.0) {
+        match self.view.open(vino(ino), flags) {
             Ok(o) => self.reply_open(ino.0, o, writable, OpenReply::Open(reply)),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("open", vino(ino)))),
         }
     }
 
     fn read(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -631,14 +662,14 @@ impl Filesystem for FuseFs {
                 Stats::bump(&self.stats.bytes_read, d.len() as u64);
                 reply.data(&d)
             }
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("read", vino(ino)))),
         }
     }
 
     fn write(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -648,12 +679,12 @@ impl Filesystem for FuseFs {
         reply: ReplyWrite,
     ) {
         let _caller = self.enter(req);
-        match self.view.write(fh.0, offset, data) {
+        match self.view.write(vfh(fh), offset, data) {
             Ok(n) => {
                 Stats::bump(&self.stats.bytes_written, u64::from(n));
                 reply.written(n)
             }
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("write", vino(ino)))),
         }
     }
 
@@ -668,7 +699,7 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         // POSIX: closing any descriptor of a file releases the closing process's locks on it
         // (the kernel leaves that to servers that take POSIX locks).
-        self.view.drop_locks(ino.0, lock_owner.0);
+        self.view.drop_locks(vino(ino), owner(lock_owner));
         // Writes through passthrough went to the backing file, others to the handle's.
         let backing = {
             let io = self.io.lock().unwrap_or_else(|e| e.into_inner());
@@ -678,9 +709,9 @@ impl Filesystem for FuseFs {
         };
         let res = match backing {
             Some(Err(e)) => Err(FsError::Store(e)),
-            _ => self.view.flush(fh.0),
+            _ => self.view.flush(vfh(fh)),
         };
-        self.answer_ok(reply, res);
+        self.answer_ok(reply, res.during("flush", vino(ino)));
     }
 
     fn release(
@@ -701,16 +732,16 @@ impl Filesystem for FuseFs {
                 None => return reply.ok(),
             }
         } else {
-            fh.0
+            vfh(fh)
         };
-        self.view.release(fh, lock_owner.map(|o| o.0));
+        self.view.release(fh, lock_owner.map(owner));
         reply.ok();
     }
 
     fn fsync(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
@@ -721,32 +752,32 @@ impl Filesystem for FuseFs {
             Some(fh) => self.view.fsync(fh, datasync),
             None => Ok(()),
         };
-        self.answer_ok(reply, res);
+        self.answer_ok(reply, res.during("fsync", vino(ino)));
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let _caller = self.enter(req);
-        match self.view.opendir(ino.0) {
+        match self.view.opendir(vino(ino)) {
             // Listings may be cached by the kernel: it drops them when the directory's
             // attributes (refreshed after attr_timeout) show a new mtime.
             Ok(fh) => reply.opened(
-                FileHandle(fh),
+                FileHandle(fh.0),
                 FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
             ),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("opendir", vino(ino)))),
         }
     }
 
     fn readdir(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         let _caller = self.enter(req);
-        let res = self.view.readdir(fh.0, offset, |e| {
+        let res = self.view.readdir(vfh(fh), offset, |e| {
             let kind = match e.kind {
                 AttrKind::Dir => FileType::Directory,
                 AttrKind::File | AttrKind::Symlink => FileType::RegularFile,
@@ -755,22 +786,22 @@ impl Filesystem for FuseFs {
         });
         match res {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("readdir", vino(ino)))),
         }
     }
 
     fn readdirplus(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
         let _caller = self.enter(req);
-        let res = self.view.readdirplus(fh.0, offset, |name, off, e| {
+        let res = self.view.readdirplus(vfh(fh), offset, |name, off, e| {
             reply.add(
-                INodeNo(e.attr.ino),
+                INodeNo(e.attr.ino.0),
                 off,
                 name,
                 &e.entry_ttl.min(e.attr_ttl),
@@ -780,7 +811,7 @@ impl Filesystem for FuseFs {
         });
         match res {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("readdirplus", vino(ino)))),
         }
     }
 
@@ -793,7 +824,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _caller = self.enter(req);
-        self.view.releasedir(fh.0);
+        self.view.releasedir(vfh(fh));
         reply.ok();
     }
 
@@ -815,7 +846,7 @@ impl Filesystem for FuseFs {
             Ok(s) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
             ),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("statfs", None))),
         }
     }
 
@@ -836,15 +867,19 @@ impl Filesystem for FuseFs {
         reply: ReplyCreate,
     ) {
         let _caller = self.enter(req);
-        match self
-            .view
-            .create(parent.0, name, mode, umask, flags, caller(req))
-        {
+        match self.view.create(
+            vino(parent),
+            name,
+            mode,
+            umask,
+            view::OpenFlags::from_raw(flags),
+            caller(req),
+        ) {
             Ok((e, o)) => {
-                let ino = e.attr.ino;
+                let ino = e.attr.ino.0;
                 self.reply_open(ino, o, true, OpenReply::Create(reply, e))
             }
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("create", vino(parent)).name(name))),
         }
     }
 
@@ -865,10 +900,10 @@ impl Filesystem for FuseFs {
             Ok(s) => s,
             Err(e) => return reply.error(e),
         };
-        match self.view.getlk(ino.0, lock_owner.0, spec) {
+        match self.view.getlk(vino(ino), owner(lock_owner), spec) {
             Ok(Some(l)) => reply.locked(l.start, l.end, l.typ.raw(), l.pid),
             Ok(None) => reply.locked(start, end, libc::F_UNLCK, 0),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("getlk", vino(ino)))),
         }
     }
 
@@ -891,8 +926,10 @@ impl Filesystem for FuseFs {
             Err(e) => return reply.error(e),
         };
         if !sleep {
-            let res = self.view.setlk(ino.0, fh.0, lock_owner.0, spec, false);
-            return self.answer_ok(reply, res);
+            let res = self
+                .view
+                .setlk(vino(ino), vfh(fh), owner(lock_owner), spec, false);
+            return self.answer_ok(reply, res.during("setlk", vino(ino)));
         }
         // A waiting lock must not hold a worker thread: wait on a thread of its own, of
         // which there are at most `MAX_LOCK_WAITERS` (more waiters get `ENOLCK`).
@@ -908,9 +945,9 @@ impl Filesystem for FuseFs {
             .spawn(move || {
                 let _slot = slot;
                 let _caller = access::serving(who);
-                match view.setlk(ino.0, fh.0, lock_owner.0, spec, true) {
+                match view.setlk(vino(ino), vfh(fh), owner(lock_owner), spec, true) {
                     Ok(()) => reply.ok(),
-                    Err(e) => reply.error(fail(&stats, e)),
+                    Err(e) => reply.error(fail(&view, &stats, e.during("setlk", vino(ino)))),
                 }
             });
         if let Err(e) = spawned {
@@ -971,7 +1008,7 @@ impl Filesystem for FuseFs {
     fn fallocate(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
@@ -979,13 +1016,14 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _caller = self.enter(req);
-        self.answer_ok(reply, self.view.fallocate(fh.0, offset, length, mode));
+        let res = self.view.fallocate(vfh(fh), offset, length, mode);
+        self.answer_ok(reply, res.during("fallocate", vino(ino)));
     }
 
     fn lseek(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: i64,
         whence: i32,
@@ -997,7 +1035,7 @@ impl Filesystem for FuseFs {
             .and_then(|fh| self.view.lseek(fh, offset, whence))
         {
             Ok(o) => reply.offset(o),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("lseek", vino(ino)))),
         }
     }
 }

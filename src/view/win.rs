@@ -14,6 +14,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileTimes};
 use std::time::{Duration, SystemTime};
 
+use super::ids::{Fh, LockOwner};
 use super::{Attr, CacheView, Caller, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
 use crate::inode::{Ino, Key};
@@ -27,7 +28,7 @@ pub struct LockFds;
 
 impl LockFds {
     /// Nothing to drop.
-    pub fn drop_owner(&self, _ino: Ino, _owner: u64) {}
+    pub fn drop_owner(&self, _ino: Ino, _owner: LockOwner) {}
     /// Nothing to drop.
     pub fn drop_inode(&self, _ino: Ino) {}
 }
@@ -195,7 +196,7 @@ impl CacheView {
     pub(super) fn chown_new(&self, _path: &StorePath, _kind: Kind, _caller: Caller) {}
 
     /// `fsync`/`fdatasync` of an open file.
-    pub fn fsync(&self, fh: u64, datasync: bool) -> FsResult<()> {
+    pub fn fsync(&self, fh: Fh, datasync: bool) -> FsResult<()> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         let res = if datasync {
             h.file.sync_data()
@@ -206,7 +207,7 @@ impl CacheView {
     }
 
     /// Changes attributes (size and times; see the module header for mode and owner).
-    pub fn setattr(&self, ino: Ino, set: &SetAttr, fh: Option<u64>) -> FsResult<(Attr, Duration)> {
+    pub fn setattr(&self, ino: Ino, set: &SetAttr, fh: Option<Fh>) -> FsResult<(Attr, Duration)> {
         if set.is_empty() {
             return self.getattr(ino, fh);
         }

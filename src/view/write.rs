@@ -22,7 +22,10 @@ use rustix::fs::{Timespec, Timestamps};
 use crate::compat::{OsStrExt, libc};
 use crate::store::OFlags;
 
-use super::handles::{FileHandle, store_flags, wants_write};
+use super::handles::{FileHandle, store_flags};
+#[cfg(unix)]
+use super::ids::Fh;
+use super::ids::OpenFlags;
 #[cfg_attr(windows, allow(unused_imports))]
 use super::{CacheView, Caller, Entry, Opened, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
@@ -154,18 +157,18 @@ impl CacheView {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        flags: i32,
+        flags: OpenFlags,
         caller: Caller,
     ) -> FsResult<(Entry, Opened)> {
         self.writable()?;
         let path = self.child(parent, name)?;
         self.clear_hidden(parent, name, &path)
             .or_else(|e| match e {
-                FsError::Exists if flags & libc::O_EXCL == 0 => Ok(()),
+                FsError::Exists if !flags.exclusive() => Ok(()),
                 e => Err(e),
             })?;
         let base = store_flags(flags) | OFlags::CREATE;
-        let excl = flags & libc::O_EXCL != 0;
+        let excl = flags.exclusive();
         let perm = mode & 0o7777 & !umask;
         let fd = match self.store.open(&path, base | OFlags::EXCL, perm) {
             Ok(fd) => {
@@ -182,7 +185,7 @@ impl CacheView {
                     FsError::NotFound => FsError::Exists,
                     e => e,
                 })?;
-                let opened = self.open(entry.attr.ino, flags & !libc::O_CREAT);
+                let opened = self.open(entry.attr.ino, flags.without_create());
                 if opened.is_err() {
                     self.forget(entry.attr.ino, 1);
                 }
@@ -221,7 +224,7 @@ impl CacheView {
         let fh = self.handles.insert_file(FileHandle {
             ino,
             file: fd.into(),
-            writable: wants_write(flags) || flags & libc::O_ACCMODE != libc::O_RDONLY,
+            writable: flags.modifies(),
         });
         self.track_writes(ino, &path, true);
         Ok((
@@ -253,7 +256,7 @@ impl CacheView {
             name,
             mode,
             umask,
-            libc::O_WRONLY | libc::O_EXCL,
+            OpenFlags::from_raw(libc::O_WRONLY | libc::O_EXCL),
             caller,
         )?;
         self.release(opened.fh, None);
@@ -351,17 +354,16 @@ impl CacheView {
             .map_err(|_| FsError::CrossStore)?;
         // What the caller may not search, they learn nothing below (not even existence).
         self.check_search_along(&first)?;
-        let loop_err = || FsError::Store(std::io::Error::from_raw_os_error(libc::ELOOP));
         let target = Resolver::new(&self.store)
             .resolve_path(&first)
             .map_err(|odd| match odd {
                 Odd::Escapes => FsError::CrossStore,
-                Odd::Loop => loop_err(),
+                Odd::Loop => FsError::Loop,
                 _ => FsError::NotFound,
             })?;
         super::access::check_guards(&self.guards_of(&target.path)?)?;
         if target.meta.kind == Kind::Dir && self.table().is_view_loop(parent, &target.path) {
-            return Err(loop_err());
+            return Err(FsError::Loop);
         }
         // Stored so that every reader of the store, following it with the OS, reaches the
         // same target inside the store: the client's text when it is plain, else the
@@ -588,7 +590,7 @@ impl CacheView {
         &self,
         ino: Ino,
         set: &SetAttr,
-        fh: Option<u64>,
+        fh: Option<Fh>,
     ) -> FsResult<(Attr, std::time::Duration)> {
         if set.is_empty() {
             return self.getattr(ino, fh);

@@ -37,10 +37,11 @@ use winfsp::{FspError, U16CStr};
 use super::{attrs, names, pattern, status};
 use crate::compat::libc;
 use crate::config::MountConfig;
-use crate::error::{FsError, FsResult};
+use crate::error::{FsError, FsResult, OpError};
+use crate::fs_error;
 use crate::inode::{Ino, ROOT_INO};
 use crate::store::{Store, last_status};
-use crate::view::{Attr, AttrKind, CacheView, Caller, Entry, SetAttr, TimeSet};
+use crate::view::{Attr, AttrKind, CacheView, Caller, Entry, Fh, OpenFlags, SetAttr, TimeSet};
 
 /// What `hfcachefs mount` needs on Windows beyond the view's configuration.
 #[derive(Clone, Debug, Default)]
@@ -76,6 +77,15 @@ fn fsp(e: FsError) -> FspError {
     }
 }
 
+impl HfFs {
+    /// A failed request: logged through [`fs_error!`] (with its object's store path), and
+    /// answered with [`fsp`]'s NTSTATUS.
+    fn fail(&self, mut e: OpError) -> FspError {
+        fs_error!(&self.view, &mut e);
+        fsp(e.error)
+    }
+}
+
 fn nt(s: i32) -> FspError {
     FspError::NTSTATUS(s)
 }
@@ -89,8 +99,8 @@ fn begin() {
 pub struct FileCtx {
     ino: Ino,
     is_dir: bool,
-    fh: Option<u64>,
-    dir_fh: Mutex<Option<u64>>,
+    fh: Option<Fh>,
+    dir_fh: Mutex<Option<Fh>>,
     dir_buffer: DirBuffer,
     /// Opened for reading only although writing was granted: the object allows no more (an
     /// immutable blob). Writes through it fail; everything else works.
@@ -105,7 +115,7 @@ pub struct FileCtx {
 }
 
 impl FileCtx {
-    fn new(ino: Ino, is_dir: bool, fh: Option<u64>, dir_fh: Option<u64>) -> FileCtx {
+    fn new(ino: Ino, is_dir: bool, fh: Option<Fh>, dir_fh: Option<Fh>) -> FileCtx {
         FileCtx {
             ino,
             is_dir,
@@ -120,7 +130,7 @@ impl FileCtx {
     }
 
     /// The view's file handle, while it is open.
-    fn fh(&self) -> Option<u64> {
+    fn fh(&self) -> Option<Fh> {
         self.fh.filter(|_| !self.released.load(Ordering::Relaxed))
     }
 }
@@ -178,7 +188,7 @@ impl HfFs {
         fi.last_access_time = attrs::filetime(a.atime);
         fi.last_write_time = attrs::filetime(a.mtime);
         fi.change_time = attrs::filetime(a.ctime);
-        fi.index_number = a.ino;
+        fi.index_number = a.ino.0;
         fi.hard_links = 0;
         fi.ea_size = 0;
     }
@@ -295,7 +305,7 @@ impl HfFs {
                     last_status::clear();
                     return Err(nt(status::STATUS_OBJECT_PATH_NOT_FOUND));
                 }
-                Err(e) => return Err(fsp(e)),
+                Err(e) => return Err(self.fail(e.during("lookup", dir))),
             };
             parent = dir;
             found.push(real);
@@ -304,7 +314,10 @@ impl HfFs {
         let entry = match held {
             Some(e) => e,
             None => {
-                let (attr, ttl) = self.view.getattr(ROOT_INO, None).map_err(fsp)?;
+                let (attr, ttl) = self
+                    .view
+                    .getattr(ROOT_INO, None)
+                    .map_err(|e| self.fail(e.during("getattr", ROOT_INO)))?;
                 Entry {
                     attr,
                     attr_ttl: ttl,
@@ -337,7 +350,7 @@ impl HfFs {
             None => ("", s.as_str()),
         };
         if name.is_empty() {
-            return Err(fsp(FsError::Invalid));
+            return Err(self.fail(FsError::Invalid.during("walk", None)));
         }
         let name = OsString::from(names::from_windows(name).into_owned());
         if dir.is_empty() {
@@ -415,8 +428,8 @@ impl HfFs {
         let flags = attrs::open_flags(granted_access);
         match self.view.open(ino, flags) {
             Ok(o) => Ok(FileCtx::new(ino, false, Some(o.fh), None)),
-            Err(FsError::NotPermitted(_) | FsError::ReadOnly) if flags != libc::O_RDONLY => {
-                let o = self.view.open(ino, libc::O_RDONLY)?;
+            Err(FsError::NotPermitted(_) | FsError::ReadOnly) if flags.writes() => {
+                let o = self.view.open(ino, OpenFlags::READ)?;
                 let mut ctx = FileCtx::new(ino, false, Some(o.fh), None);
                 ctx.read_only = true;
                 Ok(ctx)
@@ -428,7 +441,7 @@ impl HfFs {
     /// Takes the hub's lock in the store for a handle opened for writing on a hub lock file
     /// (see [`CacheView::hub_lock`]); on refusal the context is closed again.
     fn with_hub_lock(&self, ctx: FileCtx, granted_access: u32) -> FsResult<FileCtx> {
-        if ctx.is_dir || attrs::open_flags(granted_access) == libc::O_RDONLY {
+        if ctx.is_dir || !attrs::open_flags(granted_access).writes() {
             return Ok(ctx);
         }
         match self.view.hub_lock(ctx.ino) {
@@ -447,7 +460,7 @@ impl HfFs {
 
     /// The directory handle of a directory context, opened on first use (an open for
     /// attributes does not list).
-    fn dir_handle(&self, ctx: &FileCtx) -> FsResult<u64> {
+    fn dir_handle(&self, ctx: &FileCtx) -> FsResult<Fh> {
         let mut slot = ctx.dir_fh.lock().unwrap_or_else(|e| e.into_inner());
         match *slot {
             Some(fh) => Ok(fh),
@@ -460,7 +473,7 @@ impl HfFs {
     }
 
     /// Why a write through `ctx` is refused before it reaches the view, if it is.
-    fn refuse_write(&self, ctx: &FileCtx) -> winfsp::Result<u64> {
+    fn refuse_write(&self, ctx: &FileCtx) -> winfsp::Result<Fh> {
         if ctx.read_only {
             return Err(nt(if self.read_only {
                 status::STATUS_MEDIA_WRITE_PROTECTED
@@ -524,7 +537,7 @@ impl FileSystemContext for HfFs {
             Ok(c) => c,
             Err(e) => {
                 self.release_entry(&w.entry);
-                return Err(fsp(e));
+                return Err(self.fail(e.during("open", w.entry.attr.ino)));
             }
         };
         self.fill(file_info.as_mut(), &w.entry.attr);
@@ -584,7 +597,7 @@ impl FileSystemContext for HfFs {
             Err(FsError::NotFound) => last_status::clear(),
             Err(e) => {
                 self.release_parent(parent);
-                return Err(fsp(e));
+                return Err(self.fail(e.during("create", parent).name(&name)));
             }
         }
         let dir = attrs::wants_directory(create_options);
@@ -599,7 +612,7 @@ impl FileSystemContext for HfFs {
                     fh.map(|fh| (e, None, Some(fh)))
                 })
         } else {
-            let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+            let flags = OpenFlags::from_raw(libc::O_RDWR | libc::O_CREAT | libc::O_EXCL);
             self.view
                 .create(
                     parent,
@@ -612,7 +625,8 @@ impl FileSystemContext for HfFs {
                 .map(|(e, o)| (e, Some(o.fh), None))
         };
         self.release_parent(parent);
-        let (entry, fh, dir_fh) = made.map_err(fsp)?;
+        let (entry, fh, dir_fh) =
+            made.map_err(|e| self.fail(e.during("create", parent).name(&name)))?;
         self.changed();
         let ctx = match self.with_hub_lock(
             FileCtx::new(entry.attr.ino, dir, fh, dir_fh),
@@ -624,7 +638,7 @@ impl FileSystemContext for HfFs {
                     self.view.releasedir(d);
                 }
                 self.release_entry(&entry);
-                return Err(fsp(e));
+                return Err(self.fail(e.during("create", entry.attr.ino)));
             }
         };
         self.fill(file_info.as_mut(), &entry.attr);
@@ -680,16 +694,22 @@ impl FileSystemContext for HfFs {
         let Some(ctx) = ctx else { return Ok(()) };
         begin();
         if let Some(fh) = ctx.fh() {
-            self.view.fsync(fh, false).map_err(fsp)?;
+            self.view
+                .fsync(fh, false)
+                .map_err(|e| self.fail(e.during("flush", ctx.ino)))?;
         }
-        let a = self.attr_of(ctx).map_err(fsp)?;
+        let a = self
+            .attr_of(ctx)
+            .map_err(|e| self.fail(e.during("flush", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(())
     }
 
     fn get_file_info(&self, ctx: &FileCtx, file_info: &mut FileInfo) -> winfsp::Result<()> {
         begin();
-        let a = self.attr_of(ctx).map_err(fsp)?;
+        let a = self
+            .attr_of(ctx)
+            .map_err(|e| self.fail(e.during("get_file_info", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(())
     }
@@ -723,7 +743,10 @@ impl FileSystemContext for HfFs {
             size: Some(0),
             ..SetAttr::default()
         };
-        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
+        let (a, _) = self
+            .view
+            .setattr(ctx.ino, &set, ctx.fh())
+            .map_err(|e| self.fail(e.during("overwrite", ctx.ino)))?;
         self.changed();
         self.fill(file_info, &a);
         Ok(())
@@ -740,12 +763,16 @@ impl FileSystemContext for HfFs {
             return Err(nt(status::STATUS_NOT_A_DIRECTORY));
         }
         begin();
-        let dir_fh = self.dir_handle(ctx).map_err(fsp)?;
+        let dir_fh = self
+            .dir_handle(ctx)
+            .map_err(|e| self.fail(e.during("read_directory", ctx.ino)))?;
         if let Ok(lock) = ctx.dir_buffer.acquire(marker.is_none(), None) {
             let pattern = pattern.map(|p| p.to_string_lossy());
             let mut entries: Vec<(String, Attr)> = Vec::new();
             if ctx.ino != ROOT_INO {
-                let a = self.attr_of(ctx).map_err(fsp)?;
+                let a = self
+                    .attr_of(ctx)
+                    .map_err(|e| self.fail(e.during("read_directory", ctx.ino)))?;
                 entries.push((".".into(), a.clone()));
                 entries.push(("..".into(), a));
             }
@@ -758,7 +785,7 @@ impl FileSystemContext for HfFs {
                     }
                     false
                 })
-                .map_err(fsp)?;
+                .map_err(|e| self.fail(e.during("read_directory", ctx.ino)))?;
             let strs: Vec<String> = listed
                 .iter()
                 .map(|(n, _)| n.to_string_lossy().into_owned())
@@ -810,7 +837,7 @@ impl FileSystemContext for HfFs {
             Ok(x) => x,
             Err(e) => {
                 self.release_parent(from_dir);
-                return Err(fsp(e));
+                return Err(self.fail(e.during("rename", from_dir).name(&from_name)));
             }
         };
         let (to_dir, to_name) = match self.walk_parent(new_file_name) {
@@ -841,7 +868,7 @@ impl FileSystemContext for HfFs {
             Err(FsError::NotFound) => last_status::clear(),
             Err(e) => {
                 release();
-                return Err(fsp(e));
+                return Err(self.fail(e.during("rename", from_dir).name(&from_name)));
             }
         }
         // Windows' `os.rename` never replaces; the hub's download ends with one onto its
@@ -868,7 +895,7 @@ impl FileSystemContext for HfFs {
         }
         release();
         self.changed();
-        res.map_err(fsp)
+        res.map_err(|e| self.fail(e.during("rename", from_dir).name(&from_name)))
     }
 
     fn set_basic_info(
@@ -887,7 +914,10 @@ impl FileSystemContext for HfFs {
             mtime: attrs::from_filetime(last_write_time).map(TimeSet::At),
             ..SetAttr::default()
         };
-        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
+        let (a, _) = self
+            .view
+            .setattr(ctx.ino, &set, ctx.fh())
+            .map_err(|e| self.fail(e.during("set_basic_info", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(())
     }
@@ -905,10 +935,15 @@ impl FileSystemContext for HfFs {
         }
         begin();
         if self.read_only {
-            return Err(fsp(FsError::ReadOnly));
+            return Err(self.fail(FsError::ReadOnly.during("set_delete", ctx.ino)));
         }
-        if ctx.is_dir && !self.list(ctx.ino).map_err(fsp)?.is_empty() {
-            return Err(fsp(FsError::NotEmpty));
+        if ctx.is_dir
+            && !self
+                .list(ctx.ino)
+                .map_err(|e| self.fail(e.during("set_delete", ctx.ino)))?
+                .is_empty()
+        {
+            return Err(self.fail(FsError::NotEmpty.during("set_delete", ctx.ino)));
         }
         // Everything that can refuse the delete answers now, while the client can still be
         // told; the cleanup that deletes only carries it out.
@@ -921,7 +956,7 @@ impl FileSystemContext for HfFs {
             Err(e) => Err(e),
         };
         self.release_parent(parent);
-        *held = Some(decided.map_err(fsp)?);
+        *held = Some(decided.map_err(|e| self.fail(e.during("set_delete", ctx.ino)))?);
         Ok(())
     }
 
@@ -941,11 +976,16 @@ impl FileSystemContext for HfFs {
                 size: Some(new_size),
                 ..SetAttr::default()
             };
-            let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
+            let (a, _) = self
+                .view
+                .setattr(ctx.ino, &set, ctx.fh())
+                .map_err(|e| self.fail(e.during("set_file_size", ctx.ino)))?;
             self.fill(file_info, &a);
             return Ok(());
         }
-        let a = self.attr_of(ctx).map_err(fsp)?;
+        let a = self
+            .attr_of(ctx)
+            .map_err(|e| self.fail(e.during("set_file_size", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(())
     }
@@ -960,7 +1000,10 @@ impl FileSystemContext for HfFs {
             })
         })?;
         let len = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
-        let data = self.view.read(fh, offset, len).map_err(fsp)?;
+        let data = self
+            .view
+            .read(fh, offset, len)
+            .map_err(|e| self.fail(e.during("read", ctx.ino)))?;
         if data.is_empty() && !buffer.is_empty() {
             return Err(nt(status::STATUS_END_OF_FILE));
         }
@@ -985,7 +1028,11 @@ impl FileSystemContext for HfFs {
         // The size is needed before the write only to place or bound it: one stat per
         // write otherwise (the one that reports the new size).
         let size = if write_to_eof || constrained_io {
-            Some(self.attr_of(ctx).map_err(fsp)?.size)
+            Some(
+                self.attr_of(ctx)
+                    .map_err(|e| self.fail(e.during("write", ctx.ino)))?
+                    .size,
+            )
         } else {
             None
         };
@@ -996,15 +1043,22 @@ impl FileSystemContext for HfFs {
         let mut data = buffer;
         if let (true, Some(size)) = (constrained_io, size) {
             if offset >= size {
-                let a = self.attr_of(ctx).map_err(fsp)?;
+                let a = self
+                    .attr_of(ctx)
+                    .map_err(|e| self.fail(e.during("write", ctx.ino)))?;
                 self.fill(file_info, &a);
                 return Ok(0);
             }
             let room = usize::try_from(size - offset).unwrap_or(usize::MAX);
             data = &data[..data.len().min(room)];
         }
-        let n = self.view.write(fh, offset, data).map_err(fsp)?;
-        let a = self.attr_of(ctx).map_err(fsp)?;
+        let n = self
+            .view
+            .write(fh, offset, data)
+            .map_err(|e| self.fail(e.during("write", ctx.ino)))?;
+        let a = self
+            .attr_of(ctx)
+            .map_err(|e| self.fail(e.during("write", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(n)
     }
@@ -1038,9 +1092,13 @@ impl FileSystemContext for HfFs {
             .map(|c| names::from_windows(c).into_owned())
             .collect::<Vec<_>>()
             .join("/");
-        let a = self.attr_of(ctx).map_err(fsp)?;
+        let a = self
+            .attr_of(ctx)
+            .map_err(|e| self.fail(e.during("set_reparse_point", ctx.ino)))?;
         let empty = if ctx.is_dir {
-            self.list(ctx.ino).map_err(fsp)?.is_empty()
+            self.list(ctx.ino)
+                .map_err(|e| self.fail(e.during("set_reparse_point", ctx.ino)))?
+                .is_empty()
         } else {
             a.size == 0
         };
@@ -1093,7 +1151,7 @@ impl FileSystemContext for HfFs {
             });
         self.release_parent(parent);
         self.changed();
-        let entry = res.map_err(fsp)?;
+        let entry = res.map_err(|e| self.fail(e.during("set_reparse_point", ctx.ino)))?;
         // The link's transient entry holds one lookup, as a reply to the kernel would.
         self.view.forget(entry.attr.ino, 1);
         Ok(())
@@ -1129,7 +1187,10 @@ impl FileSystemContext for HfFs {
 
     fn get_volume_info(&self, out: &mut VolumeInfo) -> winfsp::Result<()> {
         begin();
-        let s = self.view.statfs().map_err(fsp)?;
+        let s = self
+            .view
+            .statfs()
+            .map_err(|e| self.fail(e.during("statfs", None)))?;
         let unit = u64::from(s.frsize.max(1));
         out.total_size = s.blocks.saturating_mul(unit);
         out.free_size = s.bavail.saturating_mul(unit);

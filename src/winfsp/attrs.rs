@@ -8,9 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[cfg(windows)]
-use crate::compat::libc;
-use crate::view::AttrKind;
+use crate::view::{AttrKind, OpenFlags};
 
 /// `FILE_ATTRIBUTE_READONLY`.
 pub const FILE_ATTRIBUTE_READONLY: u32 = 0x0000_0001;
@@ -81,12 +79,12 @@ pub const MAXIMUM_ALLOWED: u32 = 0x0200_0000;
 /// The view's open flags for the access a client was granted. Writing opens read-write (the
 /// cache manager reads through write handles too); anything else, including `DELETE` and
 /// attribute access, opens read-only, so such opens of immutable blobs succeed.
-pub fn open_flags(granted_access: u32) -> i32 {
+pub fn open_flags(granted_access: u32) -> OpenFlags {
     let writes = FILE_WRITE_DATA | FILE_APPEND_DATA | GENERIC_WRITE | GENERIC_ALL;
     if granted_access & writes != 0 {
-        libc::O_RDWR
+        OpenFlags::READ_WRITE
     } else {
-        libc::O_RDONLY
+        OpenFlags::READ
     }
 }
 
@@ -170,16 +168,16 @@ mod tests {
     #[test]
     fn access_to_open_flags() {
         let read = 0x0012_0089; // FILE_GENERIC_READ
-        assert_eq!(open_flags(read), libc::O_RDONLY);
-        assert_eq!(open_flags(0x0001_0000), libc::O_RDONLY, "DELETE only");
+        assert_eq!(open_flags(read), OpenFlags::READ);
+        assert_eq!(open_flags(0x0001_0000), OpenFlags::READ, "DELETE only");
         assert_eq!(
             open_flags(0x0000_0100),
-            libc::O_RDONLY,
+            OpenFlags::READ,
             "FILE_WRITE_ATTRIBUTES"
         );
-        assert_eq!(open_flags(read | FILE_WRITE_DATA), libc::O_RDWR);
-        assert_eq!(open_flags(FILE_APPEND_DATA), libc::O_RDWR);
-        assert_eq!(open_flags(GENERIC_WRITE), libc::O_RDWR);
+        assert_eq!(open_flags(read | FILE_WRITE_DATA), OpenFlags::READ_WRITE);
+        assert_eq!(open_flags(FILE_APPEND_DATA), OpenFlags::READ_WRITE);
+        assert_eq!(open_flags(GENERIC_WRITE), OpenFlags::READ_WRITE);
         assert!(wants_directory(FILE_DIRECTORY_FILE | 0x20));
         assert!(!wants_directory(0x40));
     }

@@ -76,6 +76,7 @@ pub fn ntstatus(e: &FsError) -> i32 {
         FsError::Invalid => STATUS_INVALID_PARAMETER,
         FsError::BadHandle => STATUS_INVALID_HANDLE,
         FsError::CrossStore => STATUS_NOT_SAME_DEVICE,
+        FsError::Loop => STATUS_REPARSE_POINT_NOT_RESOLVED,
         FsError::Unsupported => STATUS_NOT_SUPPORTED,
         FsError::Store(e) => errno_to_ntstatus(e.raw_os_error().unwrap_or(libc::EIO)),
     }
@@ -212,6 +213,7 @@ mod tests {
             FsError::Invalid,
             FsError::BadHandle,
             FsError::CrossStore,
+            FsError::Loop,
             FsError::Unsupported,
             FsError::Store(io::Error::from_raw_os_error(libc::ENOSPC)),
             FsError::Store(io::Error::other("no errno")),
@@ -246,6 +248,7 @@ mod tests {
             FsError::Invalid,
             FsError::BadHandle,
             FsError::CrossStore,
+            FsError::Loop,
             FsError::Unsupported,
         ] {
             assert_eq!(ntstatus(&e), errno_to_ntstatus(e.errno()), "{e:?}");
