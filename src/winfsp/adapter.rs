@@ -24,31 +24,22 @@
 use std::cell::RefCell;
 use std::ffi::{OsStr, OsString, c_void};
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
 
 use winfsp::filesystem::{
     DirBuffer, DirInfo, DirMarker, FileInfo, FileSecurity, FileSystemContext,
     ModificationDescriptor, OpenFileInfo, VolumeInfo, WideNameInfo,
 };
-use winfsp::host::{FileSystemHost, VolumeParams};
 use winfsp::{FspError, U16CStr};
 
 use super::{attrs, names, pattern, status};
 use crate::compat::libc;
-use crate::config::MountConfig;
 use crate::error::{FsError, FsResult, OpError};
 use crate::fs_error;
 use crate::inode::{Ino, ROOT_INO};
-use crate::store::{Store, last_status};
+use crate::store::last_status;
 use crate::view::{Attr, AttrKind, CacheView, Caller, Entry, Fh, OpenFlags, SetAttr, TimeSet};
-
-/// What `hfcachefs mount` needs on Windows beyond the view's configuration.
-#[derive(Clone, Debug, Default)]
-pub struct MountOptions {
-    /// Log WinFsp's own debug output.
-    pub debug: bool,
-}
 
 const STATUS_BUFFER_OVERFLOW: i32 = 0x8000_0005u32 as i32;
 const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
@@ -139,7 +130,7 @@ impl FileCtx {
 static NEXT_FS_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The file system: a view and the security descriptor every entry carries.
-pub struct HfFs {
+pub(crate) struct HfFs {
     view: CacheView,
     read_only: bool,
     sd: Vec<u8>,
@@ -169,7 +160,7 @@ thread_local! {
 }
 
 impl HfFs {
-    fn new(view: CacheView, read_only: bool, sd: Vec<u8>) -> HfFs {
+    pub(crate) fn new(view: CacheView, read_only: bool, sd: Vec<u8>) -> HfFs {
         HfFs {
             view,
             read_only,
@@ -1199,319 +1190,7 @@ impl FileSystemContext for HfFs {
     }
 }
 
-#[allow(non_snake_case)]
-mod ffi {
-    use std::ffi::c_void;
-
-    #[link(name = "advapi32")]
-    unsafe extern "system" {
-        pub fn ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            StringSecurityDescriptor: *const u16,
-            StringSDRevision: u32,
-            SecurityDescriptor: *mut *mut c_void,
-            SecurityDescriptorSize: *mut u32,
-        ) -> i32;
-        pub fn RegGetValueW(
-            hkey: isize,
-            lpSubKey: *const u16,
-            lpValue: *const u16,
-            dwFlags: u32,
-            pdwType: *mut u32,
-            pvData: *mut c_void,
-            pcbData: *mut u32,
-        ) -> i32;
-    }
-
-    #[link(name = "kernel32")]
-    unsafe extern "system" {
-        pub fn LocalFree(hMem: *mut c_void) -> *mut c_void;
-        pub fn LoadLibraryW(lpLibFileName: *const u16) -> *mut c_void;
-        pub fn SetConsoleCtrlHandler(
-            HandlerRoutine: Option<unsafe extern "system" fn(u32) -> i32>,
-            Add: i32,
-        ) -> i32;
-    }
-}
-
-fn wide_z(s: &str) -> Vec<u16> {
-    s.encode_utf16().chain(std::iter::once(0)).collect()
-}
-
-/// The self-relative security descriptor for an SDDL string.
-pub fn security_descriptor(sddl: &str) -> std::io::Result<Vec<u8>> {
-    let w = wide_z(sddl);
-    let mut psd: *mut c_void = std::ptr::null_mut();
-    let mut len = 0u32;
-    // SAFETY: `w` is NUL-terminated; the out-parameters are valid; on success `psd` points
-    // to `len` bytes allocated with LocalAlloc, which we copy and free exactly once.
-    unsafe {
-        if ffi::ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            w.as_ptr(),
-            1,
-            &mut psd,
-            &mut len,
-        ) == 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        let out = std::slice::from_raw_parts(psd.cast::<u8>(), len as usize).to_vec();
-        ffi::LocalFree(psd);
-        Ok(out)
-    }
-}
-
-/// The line `mount` ends with where WinFsp is missing.
-const NO_WINFSP: &str = "WinFsp is not installed (winfsp-x64.dll not found in WinFsp's install \
-     directory): install WinFsp 2.x from https://winfsp.dev/rel/, then run mount again";
-
-/// Where WinFsp says it is installed: `InstallDir` under `HKLM\SOFTWARE\WOW6432Node\WinFsp`
-/// (its installer is 32-bit and writes there) or `HKLM\SOFTWARE\WinFsp`.
-fn winfsp_install_dir() -> Option<String> {
-    const HKEY_LOCAL_MACHINE: isize = 0x8000_0002u32 as i32 as isize;
-    const RRF_RT_REG_SZ: u32 = 0x2;
-    for key in ["SOFTWARE\\WOW6432Node\\WinFsp", "SOFTWARE\\WinFsp"] {
-        let (k, v) = (wide_z(key), wide_z("InstallDir"));
-        let mut buf = vec![0u16; 1024];
-        let mut bytes = (buf.len() * 2) as u32;
-        // SAFETY: key and value names are NUL-terminated; `buf` has `bytes` writable bytes.
-        let rc = unsafe {
-            ffi::RegGetValueW(
-                HKEY_LOCAL_MACHINE,
-                k.as_ptr(),
-                v.as_ptr(),
-                RRF_RT_REG_SZ,
-                std::ptr::null_mut(),
-                buf.as_mut_ptr().cast::<c_void>(),
-                &mut bytes,
-            )
-        };
-        if rc == 0 {
-            // `bytes` counts the terminating NUL.
-            buf.truncate((bytes as usize / 2).saturating_sub(1));
-            return Some(String::from_utf16_lossy(&buf));
-        }
-    }
-    None
-}
-
-/// Loads WinFsp's DLL before any WinFsp function is called: the exe imports it as a delay
-/// import (`build.rs`), whose loader then finds this already loaded module by its name.
-/// Tried in WinFsp's documented order: its install directory from the registry, then the
-/// loader's search path (a DLL beside the exe). No WinFsp function runs before this succeeds,
-/// so a machine without WinFsp gets [`NO_WINFSP`] instead of a delay-load fault.
-pub fn load_winfsp() -> Result<(), String> {
-    let installed =
-        winfsp_install_dir().map(|dir| Path::new(&dir).join("bin").join("winfsp-x64.dll"));
-    let mut broken = None;
-    for dll in installed
-        .iter()
-        .map(|p| p.as_path())
-        .chain([Path::new("winfsp-x64.dll")])
-    {
-        let w = wide_z(&dll.to_string_lossy());
-        // SAFETY: `w` is a NUL-terminated path; loading WinFsp's DLL runs no code of ours.
-        if !unsafe { ffi::LoadLibraryW(w.as_ptr()) }.is_null() {
-            log::debug!("WinFsp: loaded {}", dll.display());
-            return Ok(());
-        }
-        if broken.is_none() {
-            broken = Some((dll.to_path_buf(), std::io::Error::last_os_error()));
-        }
-    }
-    match (installed, broken) {
-        // The registry names an install whose DLL does not load: a damaged installation.
-        (Some(_), Some((dll, e))) => Err(format!(
-            "WinFsp's DLL {} does not load ({e}): repair or reinstall WinFsp 2.x from \
-             https://winfsp.dev/rel/, then run mount again",
-            dll.display()
-        )),
-        _ => Err(NO_WINFSP.into()),
-    }
-}
-
-/// The UNC prefix the volume carries: `\hfcachefs\<mountpoint>` (`H:` gives
-/// `\hfcachefs\H`; characters other than ASCII letters and digits become `-`), one per
-/// mount so that two mounts on one machine do not share a prefix. With a prefix WinFsp makes
-/// a network volume (`WinFsp.Net`), which Windows treats as a network drive: Explorer
-/// deletes permanently instead of moving to a `$RECYCLE.BIN` at the root of the shared cache.
-pub fn volume_prefix(mountpoint: &Path) -> String {
-    let mp = mountpoint.to_string_lossy();
-    let name: String = mp
-        .trim_end_matches([':', '\\', '/'])
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let name = name.trim_matches('-');
-    let name = if name.is_empty() { "hub" } else { name };
-    let tail = &name[name.len().saturating_sub(64)..];
-    format!("\\hfcachefs\\{tail}")
-}
-
-/// The volume as WinFsp presents it (see `docs/WINDOWS.md`, *What the Windows client sees*).
-fn volume_params(read_only: bool, ttl_ms: u32, prefix: &str) -> VolumeParams {
-    let mut vp = VolumeParams::new();
-    vp.sector_size(4096)
-        .sectors_per_allocation_unit(1)
-        .max_component_length(255)
-        .volume_serial_number(0x4846_4346)
-        .file_info_timeout(ttl_ms)
-        .case_sensitive_search(false)
-        .case_preserved_names(true)
-        .unicode_on_disk(true)
-        .persistent_acls(true)
-        // Reparse points on, with WinFsp's access check of symlink creation: a client
-        // without the right to create symbolic links gets `STATUS_PRIVILEGE_NOT_HELD` from
-        // WinFsp's driver, as from NTFS (WinError 1314: huggingface_hub then writes copies);
-        // one with it gets its link stored in the store (`set_reparse_point`). Nothing shown
-        // is ever a reparse point.
-        .reparse_points(true)
-        .reparse_points_access_check(true)
-        .named_streams(false)
-        .read_only_volume(read_only)
-        // Every handle's cleanup reaches the adapter (a local round trip, not one to the
-        // store): it releases the hub lock a handle holds in the store.
-        .post_cleanup_when_modified_only(false)
-        .pass_query_directory_pattern(true)
-        .prefix(prefix)
-        .filesystem_name("hfcachefs");
-    vp
-}
-
-static STOP: OnceLock<(Mutex<bool>, Condvar)> = OnceLock::new();
-
-unsafe extern "system" fn on_console_event(_event: u32) -> i32 {
-    if let Some((m, cv)) = STOP.get() {
-        *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-    }
-    1
-}
-
-/// Mounts `source` at `mountpoint` (a drive letter such as `H:`, or a directory that does
-/// not exist yet) and serves until Ctrl-C, Ctrl-Break or the WinFsp launcher stops it.
-pub fn run(
-    source: &Path,
-    mountpoint: &Path,
-    cfg: &MountConfig,
-    opts: &MountOptions,
-) -> Result<(), String> {
-    load_winfsp()?;
-    let store = Store::open_root(source).map_err(|e| e.to_string())?;
-    let read_only = cfg.view.read_only;
-    let sd = security_descriptor(attrs::sddl(read_only))
-        .map_err(|e| format!("security descriptor: {e}"))?;
-    let fs = HfFs::new(CacheView::new(store, cfg.view.clone()), read_only, sd);
-    let ttl_ms = u32::try_from(cfg.view.attr_ttl.as_millis()).unwrap_or(u32::MAX);
-    let vp = volume_params(read_only, ttl_ms, &volume_prefix(mountpoint));
-    let _ = opts.debug;
-    // Creating the file system opens WinFsp's driver: this is where a machine with the DLL
-    // but no working driver (not installed, not started, or no kernel as under wine) stops.
-    let mut host: FileSystemHost<HfFs> = FileSystemHost::new(vp, fs).map_err(|e| {
-        format!(
-            "WinFsp's driver did not answer (NTSTATUS 0x{:08X}): install or repair WinFsp 2.x \
-             from https://winfsp.dev/rel/ (a reboot may be needed), then run mount again",
-            // The host reports the NTSTATUS as an HRESULT with the FACILITY_NT bit set.
-            (e.code().0 as u32) & !0x1000_0000
-        )
-    })?;
-    let mp = mountpoint.as_os_str();
-    let is_drive = mp.len() == 2 && mp.to_string_lossy().ends_with(':');
-    let removed = !is_drive && mountpoint.is_dir();
-    if removed {
-        // WinFsp creates a directory mountpoint itself: an existing empty one is removed.
-        std::fs::remove_dir(mountpoint).map_err(|e| {
-            format!(
-                "{}: {e} (a directory mountpoint must be empty or not exist)",
-                mountpoint.display()
-            )
-        })?;
-    }
-    if let Err(e) = host.mount(mp) {
-        if removed {
-            // Nothing left changed by a failed mount: the empty directory comes back.
-            let _ = std::fs::create_dir(mountpoint);
-        }
-        return Err(format!("mount {}: {e:?}", mountpoint.display()));
-    }
-    host.start().map_err(|e| format!("start: {e:?}"))?;
-    log::info!(
-        "mounted {} at {} ({})",
-        source.display(),
-        mountpoint.display(),
-        if read_only { "ro" } else { "rw" }
-    );
-    let (m, cv) = STOP.get_or_init(|| (Mutex::new(false), Condvar::new()));
-    // SAFETY: `on_console_event` is a valid handler for the life of the process.
-    unsafe { ffi::SetConsoleCtrlHandler(Some(on_console_event), 1) };
-    let mut stop = m.lock().unwrap_or_else(|e| e.into_inner());
-    while !*stop {
-        stop = cv.wait(stop).unwrap_or_else(|e| e.into_inner());
-    }
-    drop(stop);
-    log::info!("unmounting {}", mountpoint.display());
-    host.stop();
-    host.unmount();
-    Ok(())
-}
-
 #[cfg(test)]
 mod harness;
 #[cfg(test)]
 mod scenarios;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Explorer deletes permanently on network volumes only: the volume carries a UNC
-    /// prefix, which makes WinFsp create it as a network volume (`WinFsp.Net`). Symlink
-    /// creation is checked by WinFsp's driver for the client's right (reparse points with
-    /// access check), so a client without it gets `STATUS_PRIVILEGE_NOT_HELD`.
-    #[test]
-    fn the_volume_is_a_network_volume() {
-        assert_eq!(volume_prefix(Path::new("H:")), "\\hfcachefs\\H");
-        assert_eq!(
-            volume_prefix(Path::new("C:\\mnt\\hub cache\\")),
-            "\\hfcachefs\\C--mnt-hub-cache"
-        );
-        let prefix = volume_prefix(Path::new("H:"));
-        let vp = volume_params(false, 1000, &prefix);
-        let size = std::mem::size_of::<VolumeParams>();
-        // SAFETY: `VolumeParams` is a `repr(transparent)` wrapper of WinFsp's
-        // `FSP_FSCTL_VOLUME_PARAMS`; reading its `size` bytes is reading that struct.
-        let b =
-            unsafe { std::slice::from_raw_parts((&vp as *const VolumeParams).cast::<u8>(), size) };
-        // Layout (WinFsp's fsctl.h): four UINT16, a UINT64, six UINT32 (the last holds the
-        // flag bits), then `WCHAR Prefix[192]` at byte 40. Checked on known fields first.
-        assert_eq!(u16::from_le_bytes([b[2], b[3]]), 4096, "SectorSize at 2");
-        assert_eq!(
-            u32::from_le_bytes([b[16], b[17], b[18], b[19]]),
-            0x4846_4346,
-            "VolumeSerialNumber at 16"
-        );
-        // The flag bits (UINT32 at 36): ReparsePoints is bit 4, ReparsePointsAccessCheck 5.
-        let flags = u32::from_le_bytes([b[36], b[37], b[38], b[39]]);
-        assert_eq!(
-            flags & 0b11_0000,
-            0b11_0000,
-            "reparse points with access check"
-        );
-        let prefix: Vec<u16> = b[40..40 + 2 * 192]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .take_while(|&c| c != 0)
-            .collect();
-        assert_eq!(String::from_utf16_lossy(&prefix), "\\hfcachefs\\H");
-    }
-
-    #[test]
-    fn sddl_converts_to_a_descriptor() {
-        for ro in [false, true] {
-            let sd = security_descriptor(attrs::sddl(ro)).expect("valid SDDL");
-            // A self-relative SECURITY_DESCRIPTOR starts with revision 1 and the
-            // SE_SELF_RELATIVE control bit (0x8000).
-            assert_eq!(sd[0], 1);
-            assert_ne!(u16::from_le_bytes([sd[2], sd[3]]) & 0x8000, 0);
-        }
-    }
-}
