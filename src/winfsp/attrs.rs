@@ -6,8 +6,7 @@
 //! (that would make `os.remove`/`hf cache rm` fail on Windows), only a read-only mount marks
 //! files read-only.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
+pub use crate::nt::{UNIX_EPOCH_AS_FILETIME, filetime, from_filetime};
 use crate::view::{AttrKind, OpenFlags};
 
 /// `FILE_ATTRIBUTE_READONLY`.
@@ -21,9 +20,6 @@ pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x0000_0080;
 /// `FILE_ATTRIBUTE_REPARSE_POINT`: never shown.
 pub const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x0000_0400;
 
-/// 100-ns intervals between 1601-01-01 (Windows' epoch) and 1970-01-01.
-pub const UNIX_EPOCH_AS_FILETIME: u64 = 116_444_736_000_000_000;
-
 /// The attributes of a view entry.
 pub fn file_attributes(kind: AttrKind, read_only_mount: bool) -> u32 {
     let a = match kind {
@@ -33,36 +29,6 @@ pub fn file_attributes(kind: AttrKind, read_only_mount: bool) -> u32 {
     };
     debug_assert_eq!(a & FILE_ATTRIBUTE_REPARSE_POINT, 0);
     a
-}
-
-/// A time as a FILETIME value (100-ns units since 1601); times before 1601 are 0.
-pub fn filetime(t: SystemTime) -> u64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => UNIX_EPOCH_AS_FILETIME
-            .saturating_add(d.as_secs().saturating_mul(10_000_000))
-            .saturating_add(u64::from(d.subsec_nanos() / 100)),
-        Err(e) => {
-            let before = e.duration();
-            let ticks = before.as_secs().saturating_mul(10_000_000)
-                + u64::from(before.subsec_nanos().div_ceil(100));
-            UNIX_EPOCH_AS_FILETIME.saturating_sub(ticks)
-        }
-    }
-}
-
-/// A FILETIME from `SetBasicInfo` as a time to set: `None` for 0 ("leave as is") and for
-/// `u64::MAX` ("stop updating", which the view does not do on its own anyway).
-pub fn from_filetime(ft: u64) -> Option<SystemTime> {
-    if ft == 0 || ft == u64::MAX {
-        return None;
-    }
-    Some(if ft >= UNIX_EPOCH_AS_FILETIME {
-        let d = ft - UNIX_EPOCH_AS_FILETIME;
-        UNIX_EPOCH + Duration::new(d / 10_000_000, (d % 10_000_000) as u32 * 100)
-    } else {
-        let d = UNIX_EPOCH_AS_FILETIME - ft;
-        UNIX_EPOCH - Duration::new(d / 10_000_000, (d % 10_000_000) as u32 * 100)
-    })
 }
 
 /// `FILE_WRITE_DATA`.
@@ -140,29 +106,6 @@ mod tests {
             file_attributes(AttrKind::Dir, true),
             FILE_ATTRIBUTE_DIRECTORY
         );
-    }
-
-    #[test]
-    fn filetimes() {
-        assert_eq!(filetime(UNIX_EPOCH), UNIX_EPOCH_AS_FILETIME);
-        // 2024-01-01T00:00:00Z = 1704067200 s.
-        let t = UNIX_EPOCH + Duration::new(1_704_067_200, 123_456_789);
-        let ft = filetime(t);
-        assert_eq!(ft, 133_485_408_001_234_567);
-        // 100-ns resolution: the last two nanosecond digits are lost.
-        assert_eq!(
-            from_filetime(ft),
-            Some(UNIX_EPOCH + Duration::new(1_704_067_200, 123_456_700))
-        );
-        let before = UNIX_EPOCH - Duration::from_secs(86_400);
-        assert_eq!(filetime(before), UNIX_EPOCH_AS_FILETIME - 864_000_000_000);
-        assert_eq!(from_filetime(filetime(before)), Some(before));
-        // Before 1601 (not representable in Windows' SystemTime at all).
-        if let Some(t) = UNIX_EPOCH.checked_sub(Duration::from_secs(400 * 365 * 86_400)) {
-            assert_eq!(filetime(t), 0);
-        }
-        assert_eq!(from_filetime(0), None);
-        assert_eq!(from_filetime(u64::MAX), None);
     }
 
     #[test]
