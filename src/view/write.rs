@@ -29,7 +29,7 @@ use super::ids::OpenFlags;
 #[cfg_attr(windows, allow(unused_imports))]
 use super::{CacheView, Caller, Entry, Opened, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
-use crate::inode::{Ino, Key};
+use crate::inode::{Ino, Key, Node};
 use crate::path::{StorePath, link_target, plain_link};
 use crate::resolve::{LinkSource, Odd, Resolver};
 use crate::store::{Kind, Meta};
@@ -37,7 +37,8 @@ use crate::store::{Kind, Meta};
 use crate::view::attr::{Attr, AttrKind};
 
 impl CacheView {
-    fn writable(&self) -> FsResult<()> {
+    /// Every mutation starts here: a read-only view refuses it (`EROFS`).
+    pub(super) fn writable(&self) -> FsResult<()> {
         if self.config.read_only {
             Err(FsError::ReadOnly)
         } else {
@@ -72,6 +73,44 @@ impl CacheView {
             Ok(_) | Err(FsError::NotFound) => Err(FsError::Exists),
             Err(e) => Err(e),
         }
+    }
+
+    /// The node a `setattr` of `ino` changes, after the rules every platform shares: the view
+    /// is writable, a name still leads to the node (else `ESTALE`), the caller may reach it,
+    /// and an immutable blob is never resized.
+    pub(super) fn setattr_node(&self, ino: Ino, set: &SetAttr) -> FsResult<Node> {
+        self.writable()?;
+        let node = self.node(ino)?;
+        if let Key::Detached(_) = node.key {
+            return Err(FsError::Stale);
+        }
+        self.check_reach(&node)?;
+        if set.size.is_some() && node.immutable {
+            return Err(FsError::NotPermitted(
+                "blobs are immutable through the view; replace the name instead",
+            ));
+        }
+        Ok(node)
+    }
+
+    /// Whether store directory `path` may be removed, by the one rule `rmdir` and a Windows
+    /// delete (`decide_delete`) share: an entry the view shows makes it not empty; links the
+    /// view hides do not exist for the client, so they do not — if the caller could remove
+    /// them (else the directory is not empty for them either). Returns those links, which
+    /// go with the directory.
+    pub(super) fn hidden_links_only(&self, path: &StorePath) -> FsResult<Vec<StorePath>> {
+        let mut hidden = Vec::new();
+        for e in self.store.read_dir(path)? {
+            match path.join(&e.name) {
+                Some(p) if self.is_hidden_link(path, &p) => hidden.push(p),
+                _ => return Err(FsError::NotEmpty),
+            }
+        }
+        for p in &hidden {
+            let meta = self.store.lstat(p)?;
+            self.check_delete(p, &meta).map_err(|_| FsError::NotEmpty)?;
+        }
+        Ok(hidden)
     }
 
     /// True if the store entry at `p` is a link the view hides (removable with its directory).
@@ -310,23 +349,7 @@ impl CacheView {
         }
         match self.store.rmdir(&path) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
-                // Links the view hides do not exist for the client, so they must not keep
-                // an otherwise empty directory alive — if the caller could remove them
-                // in the store; else the directory is not empty for them either.
-                let entries = self.store.read_dir(&path)?;
-                let hidden: Vec<StorePath> = entries
-                    .iter()
-                    .filter_map(|e| path.join(&e.name))
-                    .filter(|p| self.is_hidden_link(&path, p))
-                    .collect();
-                if hidden.len() != entries.len() {
-                    return Err(FsError::NotEmpty);
-                }
-                for p in &hidden {
-                    let meta = self.store.lstat(p)?;
-                    self.check_delete(p, &meta).map_err(|_| FsError::NotEmpty)?;
-                }
-                for p in &hidden {
+                for p in &self.hidden_links_only(&path)? {
                     log::info!("rmdir {path}: removing hidden link {p}");
                     self.store.unlink(p)?;
                 }
@@ -595,17 +618,7 @@ impl CacheView {
         if set.is_empty() {
             return self.getattr(ino, fh);
         }
-        self.writable()?;
-        let node = self.node(ino)?;
-        if let Key::Detached(_) = node.key {
-            return Err(FsError::Stale);
-        }
-        self.check_reach(&node)?;
-        if set.size.is_some() && node.immutable {
-            return Err(FsError::NotPermitted(
-                "blobs are immutable through the view; replace the name instead",
-            ));
-        }
+        let node = self.setattr_node(ino, set)?;
         // A truncation must not interleave with a copy becoming a link (`copies`).
         let _names = set.size.map(|_| self.copies.name_lock());
         if set.size.is_some() {

@@ -925,19 +925,9 @@ impl FileSystemContext for HfFs {
             return Ok(());
         }
         begin();
-        if self.read_only {
-            return Err(self.fail(FsError::ReadOnly.during("set_delete", ctx.ino)));
-        }
-        if ctx.is_dir
-            && !self
-                .list(ctx.ino)
-                .map_err(|e| self.fail(e.during("set_delete", ctx.ino)))?
-                .is_empty()
-        {
-            return Err(self.fail(FsError::NotEmpty.during("set_delete", ctx.ino)));
-        }
         // Everything that can refuse the delete answers now, while the client can still be
-        // told; the cleanup that deletes only carries it out.
+        // told (the view decides: a read-only view, a directory not empty, …); the cleanup
+        // that deletes only carries it out.
         let (parent, name) = self.walk_parent(file_name)?;
         let decided = match self.lookup(parent, &name.to_string_lossy()) {
             Ok((e, real)) => {
