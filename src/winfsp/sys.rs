@@ -9,38 +9,17 @@
 use std::ffi::c_void;
 use std::path::Path;
 
-#[allow(non_snake_case)]
+/// The Win32 calls made here and by the mount lifecycle, as `windows-sys` declares them.
 pub(super) mod ffi {
-    use std::ffi::c_void;
-
-    #[link(name = "advapi32")]
-    unsafe extern "system" {
-        pub fn ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            StringSecurityDescriptor: *const u16,
-            StringSDRevision: u32,
-            SecurityDescriptor: *mut *mut c_void,
-            SecurityDescriptorSize: *mut u32,
-        ) -> i32;
-        pub fn RegGetValueW(
-            hkey: isize,
-            lpSubKey: *const u16,
-            lpValue: *const u16,
-            dwFlags: u32,
-            pdwType: *mut u32,
-            pvData: *mut c_void,
-            pcbData: *mut u32,
-        ) -> i32;
-    }
-
-    #[link(name = "kernel32")]
-    unsafe extern "system" {
-        pub fn LocalFree(hMem: *mut c_void) -> *mut c_void;
-        pub fn LoadLibraryW(lpLibFileName: *const u16) -> *mut c_void;
-        pub fn SetConsoleCtrlHandler(
-            HandlerRoutine: Option<unsafe extern "system" fn(u32) -> i32>,
-            Add: i32,
-        ) -> i32;
-    }
+    pub use windows_sys::Win32::Foundation::LocalFree;
+    pub use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+    };
+    pub use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
+    pub use windows_sys::Win32::System::LibraryLoader::LoadLibraryW;
+    pub use windows_sys::Win32::System::Registry::{
+        HKEY_LOCAL_MACHINE, RRF_RT_REG_SZ, RegGetValueW,
+    };
 }
 
 fn wide_z(s: &str) -> Vec<u16> {
@@ -57,7 +36,7 @@ pub fn security_descriptor(sddl: &str) -> std::io::Result<Vec<u8>> {
     unsafe {
         if ffi::ConvertStringSecurityDescriptorToSecurityDescriptorW(
             w.as_ptr(),
-            1,
+            ffi::SDDL_REVISION_1,
             &mut psd,
             &mut len,
         ) == 0
@@ -77,8 +56,6 @@ const NO_WINFSP: &str = "WinFsp is not installed (winfsp-x64.dll not found in Wi
 /// Where WinFsp says it is installed: `InstallDir` under `HKLM\SOFTWARE\WOW6432Node\WinFsp`
 /// (its installer is 32-bit and writes there) or `HKLM\SOFTWARE\WinFsp`.
 fn winfsp_install_dir() -> Option<String> {
-    const HKEY_LOCAL_MACHINE: isize = 0x8000_0002u32 as i32 as isize;
-    const RRF_RT_REG_SZ: u32 = 0x2;
     for key in ["SOFTWARE\\WOW6432Node\\WinFsp", "SOFTWARE\\WinFsp"] {
         let (k, v) = (wide_z(key), wide_z("InstallDir"));
         let mut buf = vec![0u16; 1024];
@@ -86,10 +63,10 @@ fn winfsp_install_dir() -> Option<String> {
         // SAFETY: key and value names are NUL-terminated; `buf` has `bytes` writable bytes.
         let rc = unsafe {
             ffi::RegGetValueW(
-                HKEY_LOCAL_MACHINE,
+                ffi::HKEY_LOCAL_MACHINE,
                 k.as_ptr(),
                 v.as_ptr(),
-                RRF_RT_REG_SZ,
+                ffi::RRF_RT_REG_SZ,
                 std::ptr::null_mut(),
                 buf.as_mut_ptr().cast::<c_void>(),
                 &mut bytes,
