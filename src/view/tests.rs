@@ -2122,3 +2122,33 @@ fn a_blob_that_links_into_the_shared_store_is_compared_byte_for_byte() {
     assert!(!h.is_link(&qe), "linked to a blob with other bytes");
     assert_eq!(std::fs::read(h.path(&qe)).unwrap(), q);
 }
+
+/// A failed request names its object by the store path the inode reads (for a snapshot name,
+/// the blob behind it), while the kernel holds the inode; `fs_error!` asks for it only when
+/// the message is logged.
+#[test]
+fn failures_name_the_store_path_of_their_inode() {
+    let h = hub();
+    let s = snap_path();
+    let config = h.ino(&format!("{s}/config.json"));
+    let path = h.view.store_path(config).map(|p| p.to_string());
+    assert_eq!(path, Some(format!("/{REPO}/blobs/{E40}")));
+    let mut e = FsError::Stale.during("getattr", config);
+    crate::fs_error!(&h.view, &mut e);
+    assert_eq!(e.errno(), libc::ESTALE);
+    h.view.forget(config, h.lookups(config));
+    assert_eq!(h.view.store_path(config), None);
+}
+
+/// A symlink whose target leads back into a directory above it is `ELOOP`, as on Linux.
+#[test]
+fn a_symlink_into_a_loop_is_eloop() {
+    let h = hub();
+    let snap = h.ino(&snap_path());
+    let sub = h.view.lookup(snap, os("sub")).unwrap().attr.ino;
+    let got = h
+        .view
+        .symlink(sub, os("again"), Path::new(".."), Caller::default());
+    assert!(matches!(got, Err(FsError::Loop)), "{got:?}");
+    assert_eq!(FsError::Loop.errno(), libc::ELOOP);
+}
