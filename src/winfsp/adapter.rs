@@ -22,18 +22,17 @@
 //!   has one ([`crate::store::last_status`]), and is logged with its operation and object
 //!   through [`crate::fs_error!`], as the FUSE adapter logs its own.
 
-use std::ffi::{OsStr, OsString, c_void};
-use std::path::Path;
+use std::ffi::c_void;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use winfsp::filesystem::{
-    DirBuffer, DirInfo, DirMarker, FileInfo, FileSecurity, FileSystemContext,
-    ModificationDescriptor, OpenFileInfo, VolumeInfo, WideNameInfo,
+    DirBuffer, DirMarker, FileInfo, FileSecurity, FileSystemContext, ModificationDescriptor,
+    OpenFileInfo, VolumeInfo,
 };
 use winfsp::{FspError, U16CStr};
 
-use super::{attrs, names, pattern, status};
+use super::{attrs, names, status};
 use crate::compat::libc;
 use crate::error::{FsError, FsResult, OpError};
 use crate::fs_error;
@@ -547,67 +546,7 @@ impl FileSystemContext for HfFs {
         marker: DirMarker,
         buffer: &mut [u8],
     ) -> winfsp::Result<u32> {
-        if !ctx.is_dir {
-            return Err(nt(status::STATUS_NOT_A_DIRECTORY));
-        }
-        begin();
-        let dir_fh = self
-            .dir_handle(ctx)
-            .map_err(|e| self.fail(e.during("read_directory", ctx.ino)))?;
-        if let Ok(lock) = ctx.dir_buffer.acquire(marker.is_none(), None) {
-            let pattern = pattern.map(|p| p.to_string_lossy());
-            let mut entries: Vec<(String, Attr)> = Vec::new();
-            if ctx.ino != ROOT_INO {
-                let a = self
-                    .attr_of(ctx)
-                    .map_err(|e| self.fail(e.during("read_directory", ctx.ino)))?;
-                entries.push((".".into(), a.clone()));
-                entries.push(("..".into(), a));
-            }
-            let mut listed: Vec<(OsString, Attr)> = Vec::new();
-            self.view
-                .readdirplus(dir_fh, 0, |name, _off, e| {
-                    if name != "." && name != ".." {
-                        listed.push((name.to_os_string(), e.attr.clone()));
-                        self.view.forget(e.attr.ino, 1);
-                    }
-                    false
-                })
-                .map_err(|e| self.fail(e.during("read_directory", ctx.ino)))?;
-            let strs: Vec<String> = listed
-                .iter()
-                .map(|(n, _)| n.to_string_lossy().into_owned())
-                .collect();
-            let refs: Vec<&str> = strs.iter().map(String::as_str).collect();
-            let shown = names::shown_in_listing(&refs);
-            for ((name, attr), show) in strs
-                .iter()
-                .zip(listed.into_iter().map(|(_, a)| a))
-                .zip(shown)
-            {
-                if !show {
-                    log::debug!("listing: {name:?} hidden behind a name that differs only in case");
-                    continue;
-                }
-                entries.push((names::to_windows(name).into_owned(), attr));
-            }
-            for (name, attr) in entries {
-                if let Some(p) = &pattern
-                    && name != "."
-                    && name != ".."
-                    && !pattern::matches(p, &name)
-                {
-                    continue;
-                }
-                let mut di: DirInfo = DirInfo::new();
-                if di.set_name(OsStr::new(&name)).is_err() {
-                    continue; // longer than a WinFsp name buffer: not listable
-                }
-                self.fill(di.file_info_mut(), &attr);
-                lock.write(&mut di)?;
-            }
-        }
-        Ok(ctx.dir_buffer.read(marker, buffer))
+        self.list_into(ctx, pattern, marker, buffer)
     }
 
     fn rename(
@@ -617,73 +556,7 @@ impl FileSystemContext for HfFs {
         new_file_name: &U16CStr,
         replace_if_exists: bool,
     ) -> winfsp::Result<()> {
-        begin();
-        // The access check of the new name may have kept a walk: not ours to use.
-        self.drop_cached_walk();
-        let (from_dir, from_name) = self.walk_parent(file_name)?;
-        let (source, from_real) = match self.lookup(from_dir, &from_name.to_string_lossy()) {
-            Ok(x) => x,
-            Err(e) => {
-                self.release_parent(from_dir);
-                return Err(self.fail(e.during("rename", from_dir).name(&from_name)));
-            }
-        };
-        let (to_dir, to_name) = match self.walk_parent(new_file_name) {
-            Ok(x) => x,
-            Err(e) => {
-                self.release_entry(&source);
-                self.release_parent(from_dir);
-                return Err(e);
-            }
-        };
-        let release = || {
-            self.release_entry(&source);
-            self.release_parent(from_dir);
-            self.release_parent(to_dir);
-        };
-        // The case rule for the target: a name the store has in another case is that name
-        // (refused without replace; replaced, keeping its spelling, with it) — unless it is
-        // the source itself (a rename that only changes case).
-        let mut target = to_name.clone();
-        match self.lookup(to_dir, &to_name.to_string_lossy()) {
-            Ok((e, real)) => {
-                let is_source = self.view.same_store_entry(e.attr.ino, source.attr.ino);
-                self.release_entry(&e);
-                if !is_source {
-                    target = real;
-                }
-            }
-            Err(FsError::NotFound) => last_status::clear(),
-            Err(e) => {
-                release();
-                return Err(self.fail(e.during("rename", from_dir).name(&from_name)));
-            }
-        }
-        // Windows' `os.rename` never replaces; the hub's download ends with one onto its
-        // blob, which on Linux replaces a blob another machine stored meanwhile.
-        let download = !replace_if_exists
-            && self
-                .view
-                .is_blob_download(from_dir, &from_real, to_dir, &target);
-        let flags = if replace_if_exists || download {
-            0
-        } else {
-            libc::RENAME_NOREPLACE
-        };
-        let mut res = self
-            .view
-            .rename(from_dir, &from_real, to_dir, &target, flags);
-        if download && matches!(res, Err(FsError::Store(_))) {
-            // The blob is in use (a reader holds it open): done if it has these bytes.
-            match self.view.settle_blob_download(to_dir, &from_real, &target) {
-                Ok(true) => res = Ok(()),
-                Ok(false) => {}
-                Err(e) => log::debug!("blob download: comparing with the blob: {e}"),
-            }
-        }
-        release();
-        self.changed();
-        res.map_err(|e| self.fail(e.during("rename", from_dir).name(&from_name)))
+        self.rename_path(file_name, new_file_name, replace_if_exists)
     }
 
     fn set_basic_info(
@@ -852,87 +725,7 @@ impl FileSystemContext for HfFs {
         file_name: &U16CStr,
         buffer: &[u8],
     ) -> winfsp::Result<()> {
-        begin();
-        let text = match crate::links::reparse::parse(buffer) {
-            Some(crate::links::reparse::Reparse::Link(l))
-                if crate::links::reparse::tag(buffer)
-                    == Some(crate::links::reparse::IO_REPARSE_TAG_SYMLINK)
-                    && !l.absolute =>
-            {
-                l.text
-            }
-            // Junctions, absolute targets (another drive, a UNC path) and other kinds are
-            // not links the store can keep for every machine.
-            _ => return Err(nt(status::STATUS_IO_REPARSE_TAG_NOT_HANDLED)),
-        };
-        let text = String::from_utf8_lossy(&text)
-            .split('\\')
-            .map(|c| names::from_windows(c).into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
-        let a = self
-            .attr_of(ctx)
-            .map_err(|e| self.fail(e.during("set_reparse_point", ctx.ino)))?;
-        let empty = if ctx.is_dir {
-            self.list(ctx.ino)
-                .map_err(|e| self.fail(e.during("set_reparse_point", ctx.ino)))?
-                .is_empty()
-        } else {
-            a.size == 0
-        };
-        if !empty {
-            return Err(nt(if ctx.is_dir {
-                status::STATUS_DIRECTORY_NOT_EMPTY
-            } else {
-                status::STATUS_IO_REPARSE_DATA_INVALID
-            }));
-        }
-        let (parent, name) = self.walk_parent(file_name)?;
-        // The client's own handle on the entry must not keep its name alive (stores without
-        // POSIX deletes remove a name at its last close): the context reads nothing more.
-        if let Some(fh) = ctx.fh()
-            && !ctx.released.swap(true, Ordering::Relaxed)
-        {
-            self.view.release(fh, None);
-        }
-        let res = self
-            .lookup(parent, &name.to_string_lossy())
-            .and_then(|(e, real)| {
-                self.release_entry(&e);
-                if ctx.is_dir {
-                    self.view.rmdir(parent, &real)?;
-                } else {
-                    self.view.unlink(parent, &real)?;
-                }
-                let made = self
-                    .view
-                    .symlink(parent, &real, Path::new(&text), Caller::default());
-                if made.is_err() {
-                    // Put back what the client created, so its own clean-up finds it.
-                    let back = if ctx.is_dir {
-                        self.view
-                            .mkdir(parent, &real, attrs::new_mode(true), 0, Caller::default())
-                    } else {
-                        self.view.mknod(
-                            parent,
-                            &real,
-                            libc::S_IFREG | attrs::new_mode(false),
-                            0,
-                            Caller::default(),
-                        )
-                    };
-                    if let Ok(e) = back {
-                        self.release_entry(&e);
-                    }
-                }
-                made
-            });
-        self.release_parent(parent);
-        self.changed();
-        let entry = res.map_err(|e| self.fail(e.during("set_reparse_point", ctx.ino)))?;
-        // The link's transient entry holds one lookup, as a reply to the kernel would.
-        self.view.forget(entry.attr.ino, 1);
-        Ok(())
+        self.store_link(ctx, file_name, buffer)
     }
 
     fn get_reparse_point(
@@ -977,6 +770,9 @@ impl FileSystemContext for HfFs {
     }
 }
 
+mod dir;
+mod links;
+mod rename;
 mod walk;
 
 #[cfg(test)]
