@@ -4,7 +4,7 @@
 //! machine without WinFsp has no such DLL at all. An exe that imports it the ordinary way
 //! cannot start there, not even for `--version` or `scan`. So the DLL is a *delay* import:
 //! the loader resolves it only when the first WinFsp function is called, which happens after
-//! `mount` has loaded it from WinFsp's install directory (`src/winfsp/adapter.rs`).
+//! `mount` has loaded it from WinFsp's install directory (`src/winfsp/sys.rs`).
 //!
 //! Invariant: on Windows targets, nothing links `winfsp-x64.dll` as an ordinary import.
 //! - MSVC: `/DELAYLOAD` plus `delayimp.lib`, as the winfsp crate documents for its

@@ -1,6 +1,8 @@
 //! The FUSE adapter: a thin shell that turns `fuser` requests into [`CacheView`] calls and
 //! the view's results into replies. It makes no decisions of its own beyond the encoding:
-//! errors go through [`errno`], attributes through [`file_attr`].
+//! errors go through [`errno`] (each failure named by its operation and inode and logged
+//! through [`crate::fs_error!`]), attributes through [`file_attr`]. How an open is answered
+//! (I/O mode, deferred opens) is `open`; waiting locks are `lockwait`.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -9,23 +11,28 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use fuser::{
-    AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
-    ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::error::FsError;
+use crate::error::{FsError, OpError, ResultExt};
+use crate::fs_error;
 use crate::stats::Stats;
 
 mod deferred;
 mod iomode;
+mod lockwait;
+mod open;
 use crate::view::access;
 use crate::view::{
-    Attr, AttrKind, CacheView, Caller, Entry, LockSpec, LockType, Opened, SetAttr, TimeSet,
+    self as view, Attr, AttrKind, CacheView, Caller, Entry, Fh, Ino, SetAttr, TimeSet,
 };
 use deferred::Deferred;
-use iomode::{Grant, IoModes, OpenReq};
+use iomode::IoModes;
+use lockwait::{LockWaiter, MAX_LOCK_WAITERS, lock_spec};
+use open::{Backing, OpenReply};
 
 /// The FUSE file system over a view.
 #[derive(Debug)]
@@ -56,22 +63,22 @@ impl FuseFs {
         }
     }
 
-    fn answer_entry(&self, reply: ReplyEntry, res: Result<Entry, FsError>) {
+    fn answer_entry(&self, reply: ReplyEntry, res: Result<Entry, OpError>) {
         match res {
             Ok(e) => reply_entry(reply, &e),
             Err(e) => reply.error(self.fail(e)),
         }
     }
 
-    fn answer_ok(&self, reply: ReplyEmpty, res: Result<(), FsError>) {
+    fn answer_ok(&self, reply: ReplyEmpty, res: Result<(), OpError>) {
         match res {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail(e)),
         }
     }
 
-    fn fail(&self, e: FsError) -> Errno {
-        fail(&self.stats, e)
+    fn fail(&self, e: OpError) -> Errno {
+        fail(&self.view, &self.stats, e)
     }
 
     fn count(&self) {
@@ -96,259 +103,30 @@ impl FuseFs {
     pub fn passthrough_active(&self) -> bool {
         self.passthrough.load(Ordering::Relaxed)
     }
-
-    /// Replies to a successful view `open` (or `create`, with `entry`), choosing the kernel
-    /// I/O mode with [`IoModes`].
-    fn reply_open(&self, ino: u64, o: Opened, writable: bool, reply: OpenReply) {
-        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
-        let req = OpenReq {
-            ino,
-            fh: o.fh,
-            writable,
-            immutable: o.keep_cache,
-            passthrough: self.passthrough_active(),
-        };
-        let grant = io.open(req, |rdwr| {
-            let file = self.view.handle_file(o.fh)?;
-            // Writers and later readers share one backing: open it read-write if allowed.
-            let rw = if rdwr { reopen_rdwr(&file.file) } else { None };
-            let res = match &rw {
-                Some(f) => reply.open_backing(f),
-                None => reply.open_backing(&file.file),
-            };
-            match res {
-                Ok(id) => {
-                    let writable = rw.is_some() || file.writable;
-                    // Kept so `flush` can push passthrough writes to the store at close.
-                    let keep = if writable {
-                        rw.or_else(|| file.file.try_clone().ok())
-                    } else {
-                        None
-                    };
-                    Some((Backing { id, file: keep }, writable))
-                }
-                Err(e) => {
-                    self.no_passthrough(&e.to_string());
-                    None
-                }
-            }
-        });
-        match grant {
-            Grant::Passthrough(Backing { id, .. }) => {
-                Stats::bump(&self.stats.passthrough_opens, 1);
-                if writable {
-                    // Its writes go to the store without the daemon: hashed at close instead.
-                    self.view.writes_bypass(o.fh);
-                }
-                // FOPEN_KEEP_CACHE must not be combined with passthrough. The FLUSH at close
-                // is kept: it lets the (asynchronous) RELEASE of a passthrough reader reach
-                // the daemon before the closing process's next open, which a writer of the
-                // same inode would otherwise find still held (ETXTBSY).
-                reply.passthrough(o.fh, id);
-            }
-            Grant::Cached => {
-                drop(io);
-                let mut f = FopenFlags::empty();
-                if o.keep_cache {
-                    f |= FopenFlags::FOPEN_KEEP_CACHE;
-                    // A reader of an immutable blob has nothing to flush at close: skip that
-                    // round trip. (Kept for everything else: `flush` pushes writes to the
-                    // store and releases the closing process's POSIX locks.)
-                    if !writable {
-                        f |= FopenFlags::FOPEN_NOFLUSH;
-                    }
-                }
-                reply.cached(o.fh, f);
-            }
-            Grant::Busy => {
-                drop(io);
-                self.view.release(o.fh, None);
-                reply.error(Errno::ETXTBSY);
-            }
-        }
-    }
-
-    /// A deferred handle for a read-only open of blob `ino`, registered as a page-cache
-    /// handle of its inode; `None` if the inode is served by passthrough right now (an inode
-    /// never mixes the two).
-    fn defer_open(&self, ino: u64, flags: i32) -> Option<u64> {
-        let fh = self.deferred.insert(ino, flags);
-        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
-        let req = OpenReq {
-            ino,
-            fh,
-            writable: false,
-            immutable: true,
-            passthrough: false,
-        };
-        if matches!(io.open(req, |_| None), Grant::Cached) {
-            return Some(fh);
-        }
-        io.release(fh);
-        drop(io);
-        self.deferred.remove(fh);
-        None
-    }
-
-    /// The view handle behind a kernel handle: itself, or for a deferred open the one a
-    /// read opened (`None` while no read needed the store).
-    fn view_fh(&self, fh: u64) -> Option<u64> {
-        if Deferred::is_deferred(fh) {
-            self.deferred.real(fh)
-        } else {
-            Some(fh)
-        }
-    }
-
-    /// Like [`FuseFs::view_fh`], opening the store file of a deferred open now.
-    fn store_fh(&self, fh: u64) -> Result<u64, FsError> {
-        if !Deferred::is_deferred(fh) {
-            return Ok(fh);
-        }
-        self.deferred.resolve(
-            fh,
-            |ino, flags| self.view.open(ino, flags).map(|o| o.fh),
-            |real| self.view.release(real, None),
-        )
-    }
-
-    /// Forgets a handle's I/O mode.
-    fn release_io(&self, fh: u64) {
-        self.io
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .release(fh);
-    }
-}
-
-/// A registered backing file: its kernel id and, for writable ones, the file (for `flush`).
-#[derive(Debug)]
-struct Backing {
-    id: BackingId,
-    file: Option<std::fs::File>,
-}
-
-/// The reply of an `open` or a `create`, so both go through [`FuseFs::reply_open`].
-enum OpenReply {
-    Open(ReplyOpen),
-    Create(ReplyCreate, Entry),
-}
-
-impl OpenReply {
-    fn open_backing(&self, fd: impl std::os::fd::AsFd) -> std::io::Result<BackingId> {
-        match self {
-            OpenReply::Open(r) => r.open_backing(fd),
-            OpenReply::Create(r, _) => r.open_backing(fd),
-        }
-    }
-
-    fn passthrough(self, fh: u64, id: &BackingId) {
-        match self {
-            OpenReply::Open(r) => r.opened_passthrough(FileHandle(fh), FopenFlags::empty(), id),
-            OpenReply::Create(r, e) => r.created_passthrough(
-                &e.attr_ttl,
-                &file_attr(&e.attr),
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-                id,
-            ),
-        }
-    }
-
-    fn cached(self, fh: u64, flags: FopenFlags) {
-        match self {
-            OpenReply::Open(r) => r.opened(FileHandle(fh), flags),
-            OpenReply::Create(r, e) => r.created(
-                &e.attr_ttl,
-                &file_attr(&e.attr),
-                Generation(0),
-                FileHandle(fh),
-                flags,
-            ),
-        }
-    }
-
-    fn error(self, e: Errno) {
-        match self {
-            OpenReply::Open(r) => r.error(e),
-            OpenReply::Create(r, _) => r.error(e),
-        }
-    }
-}
-
-/// A read-write descriptor of the file behind `f` (reopened through `/proc/self/fd`).
-fn reopen_rdwr(f: &std::fs::File) -> Option<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let path = format!("/proc/self/fd/{}", f.as_raw_fd());
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .ok()
 }
 
 /// Blobs up to this size are read through the page cache also when passthrough is on.
 const SMALL_BLOB: u64 = 64 << 10;
-
-/// How many waiting locks may hold a thread of their own at once.
-const MAX_LOCK_WAITERS: usize = 64;
-
-/// One of the `MAX_LOCK_WAITERS` places of a waiting lock; given back when dropped.
-struct LockWaiter(());
-
-static LOCK_WAITERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-impl LockWaiter {
-    fn take() -> Option<LockWaiter> {
-        LOCK_WAITERS
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_LOCK_WAITERS).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| LockWaiter(()))
-    }
-}
-
-impl Drop for LockWaiter {
-    fn drop(&mut self) {
-        LOCK_WAITERS.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-fn lock_spec(start: u64, end: u64, typ: i32, pid: u32) -> Result<LockSpec, Errno> {
-    let typ = LockType::from_raw(typ).ok_or(Errno::EINVAL)?;
-    Ok(LockSpec {
-        start,
-        end,
-        typ,
-        pid,
-    })
-}
 
 /// The errno for a core error.
 pub fn errno(e: &FsError) -> Errno {
     Errno::from_i32(e.errno())
 }
 
-fn fail(stats: &Stats, e: FsError) -> Errno {
-    match &e {
-        FsError::NotFound | FsError::Exists | FsError::NotEmpty => {
-            log::debug!("{e}")
-        }
-        FsError::Store(io) if io.raw_os_error() == Some(libc::ENOENT) => log::debug!("{e}"),
-        _ => {
-            Stats::bump(&stats.errors, 1);
-            log::info!("request failed: {e}")
-        }
+/// Logs a failed request (through [`fs_error!`]) and counts it unless it is an answer normal
+/// work produces (debug level); its errno.
+fn fail(view: &CacheView, stats: &Stats, mut e: OpError) -> Errno {
+    if e.level() != log::Level::Debug {
+        Stats::bump(&stats.errors, 1);
     }
-    errno(&e)
+    fs_error!(view, &mut e);
+    errno(&e.error)
 }
 
 /// The `fuser` attributes for view attributes.
 pub fn file_attr(a: &Attr) -> FileAttr {
     FileAttr {
-        ino: INodeNo(a.ino),
+        ino: INodeNo(a.ino.0),
         size: a.size,
         blocks: a.blocks,
         atime: a.atime,
@@ -377,6 +155,21 @@ fn reply_entry(reply: ReplyEntry, e: &Entry) {
         &file_attr(&e.attr),
         Generation(0),
     );
+}
+
+/// The view inode for a kernel inode number (the same number).
+fn vino(i: INodeNo) -> Ino {
+    Ino(i.0)
+}
+
+/// The view handle for a kernel handle that is never deferred (directories, writers).
+fn vfh(f: FileHandle) -> Fh {
+    Fh(f.0)
+}
+
+/// The view's lock owner for the kernel's.
+fn owner(o: LockOwner) -> view::LockOwner {
+    view::LockOwner(o.0)
 }
 
 fn caller(req: &Request) -> Caller {
@@ -434,12 +227,17 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _caller = self.enter(req);
-        self.answer_entry(reply, self.view.lookup(parent.0, name));
+        self.answer_entry(
+            reply,
+            self.view
+                .lookup(vino(parent), name)
+                .during_at("lookup", vino(parent), name),
+        );
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.view.forget(ino.0, nlookup);
-        if !self.view.is_live(ino.0) {
+        self.view.forget(vino(ino), nlookup);
+        if !self.view.is_live(vino(ino)) {
             self.io
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -449,9 +247,12 @@ impl Filesystem for FuseFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let _caller = self.enter(req);
-        match self.view.getattr(ino.0, fh.and_then(|f| self.view_fh(f.0))) {
+        match self
+            .view
+            .getattr(vino(ino), fh.and_then(|f| self.view_fh(f.0)))
+        {
             Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("getattr", vino(ino)))),
         }
     }
 
@@ -484,18 +285,18 @@ impl Filesystem for FuseFs {
         };
         match self
             .view
-            .setattr(ino.0, &set, fh.and_then(|f| self.view_fh(f.0)))
+            .setattr(vino(ino), &set, fh.and_then(|f| self.view_fh(f.0)))
         {
             Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("setattr", vino(ino)))),
         }
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let _caller = self.enter(req);
-        match self.view.readlink(ino.0) {
+        match self.view.readlink(vino(ino)) {
             Ok(d) => reply.data(&d),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("readlink", vino(ino)))),
         }
     }
 
@@ -512,7 +313,9 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         self.answer_entry(
             reply,
-            self.view.mknod(parent.0, name, mode, umask, caller(req)),
+            self.view
+                .mknod(vino(parent), name, mode, umask, caller(req))
+                .during_at("mknod", vino(parent), name),
         );
     }
 
@@ -528,18 +331,22 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         self.answer_entry(
             reply,
-            self.view.mkdir(parent.0, name, mode, umask, caller(req)),
+            self.view
+                .mkdir(vino(parent), name, mode, umask, caller(req))
+                .during_at("mkdir", vino(parent), name),
         );
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _caller = self.enter(req);
-        self.answer_ok(reply, self.view.unlink(parent.0, name));
+        let res = self.view.unlink(vino(parent), name);
+        self.answer_ok(reply, res.during_at("unlink", vino(parent), name));
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let _caller = self.enter(req);
-        self.answer_ok(reply, self.view.rmdir(parent.0, name));
+        let res = self.view.rmdir(vino(parent), name);
+        self.answer_ok(reply, res.during_at("rmdir", vino(parent), name));
     }
 
     fn symlink(
@@ -553,7 +360,9 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         self.answer_entry(
             reply,
-            self.view.symlink(parent.0, link_name, target, caller(req)),
+            self.view
+                .symlink(vino(parent), link_name, target, caller(req))
+                .during_at("symlink", vino(parent), link_name),
         );
     }
 
@@ -570,8 +379,8 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         let res = self
             .view
-            .rename(parent.0, name, newparent.0, newname, flags.bits());
-        self.answer_ok(reply, res);
+            .rename(vino(parent), name, vino(newparent), newname, flags.bits());
+        self.answer_ok(reply, res.during_at("rename", vino(parent), name));
     }
 
     fn link(
@@ -583,38 +392,40 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         let _caller = self.enter(req);
-        self.answer_entry(reply, self.view.link(ino.0, newparent.0, newname));
+        let res = self.view.link(vino(ino), vino(newparent), newname);
+        self.answer_entry(reply, res.during_at("link", vino(newparent), newname));
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _caller = self.enter(req);
-        let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        let flags = view::OpenFlags::from_raw(flags.0);
+        let writable = flags.writes();
         // A reader of a blob gets its pages from the kernel's cache when it holds them: the
         // store file waits for a read that needs it. Without passthrough for every blob; with
         // it for small ones, whose open and close cost more than passthrough saves (they are
         // then always served through the page cache: an inode never mixes the two).
-        if self.deferred.may_defer(ino.0) {
-            match self.view.check_open(ino.0, flags.0) {
+        if self.deferred.may_defer(vino(ino)) {
+            match self.view.check_open(vino(ino), flags) {
                 Ok(Some(size)) if !self.passthrough_active() || size <= SMALL_BLOB => {
-                    if let Some(fh) = self.defer_open(ino.0, flags.0) {
+                    if let Some(fh) = self.defer_open(ino.0, flags) {
                         let f = FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH;
                         return reply.opened(FileHandle(fh), f);
                     }
                 }
                 Ok(_) => {}
-                Err(e) => return reply.error(self.fail(e)),
+                Err(e) => return reply.error(self.fail(e.during("open", vino(ino)))),
             }
         }
-        match self.view.open(ino.0, flags.0) {
+        match self.view.open(vino(ino), flags) {
             Ok(o) => self.reply_open(ino.0, o, writable, OpenReply::Open(reply)),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("open", vino(ino)))),
         }
     }
 
     fn read(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -631,14 +442,14 @@ impl Filesystem for FuseFs {
                 Stats::bump(&self.stats.bytes_read, d.len() as u64);
                 reply.data(&d)
             }
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("read", vino(ino)))),
         }
     }
 
     fn write(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -648,12 +459,12 @@ impl Filesystem for FuseFs {
         reply: ReplyWrite,
     ) {
         let _caller = self.enter(req);
-        match self.view.write(fh.0, offset, data) {
+        match self.view.write(vfh(fh), offset, data) {
             Ok(n) => {
                 Stats::bump(&self.stats.bytes_written, u64::from(n));
                 reply.written(n)
             }
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("write", vino(ino)))),
         }
     }
 
@@ -668,7 +479,7 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         // POSIX: closing any descriptor of a file releases the closing process's locks on it
         // (the kernel leaves that to servers that take POSIX locks).
-        self.view.drop_locks(ino.0, lock_owner.0);
+        self.view.drop_locks(vino(ino), owner(lock_owner));
         // Writes through passthrough went to the backing file, others to the handle's.
         let backing = {
             let io = self.io.lock().unwrap_or_else(|e| e.into_inner());
@@ -678,9 +489,9 @@ impl Filesystem for FuseFs {
         };
         let res = match backing {
             Some(Err(e)) => Err(FsError::Store(e)),
-            _ => self.view.flush(fh.0),
+            _ => self.view.flush(vfh(fh)),
         };
-        self.answer_ok(reply, res);
+        self.answer_ok(reply, res.during("flush", vino(ino)));
     }
 
     fn release(
@@ -701,16 +512,16 @@ impl Filesystem for FuseFs {
                 None => return reply.ok(),
             }
         } else {
-            fh.0
+            vfh(fh)
         };
-        self.view.release(fh, lock_owner.map(|o| o.0));
+        self.view.release(fh, lock_owner.map(owner));
         reply.ok();
     }
 
     fn fsync(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
@@ -721,32 +532,32 @@ impl Filesystem for FuseFs {
             Some(fh) => self.view.fsync(fh, datasync),
             None => Ok(()),
         };
-        self.answer_ok(reply, res);
+        self.answer_ok(reply, res.during("fsync", vino(ino)));
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let _caller = self.enter(req);
-        match self.view.opendir(ino.0) {
+        match self.view.opendir(vino(ino)) {
             // Listings may be cached by the kernel: it drops them when the directory's
             // attributes (refreshed after attr_timeout) show a new mtime.
             Ok(fh) => reply.opened(
-                FileHandle(fh),
+                FileHandle(fh.0),
                 FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
             ),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("opendir", vino(ino)))),
         }
     }
 
     fn readdir(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         let _caller = self.enter(req);
-        let res = self.view.readdir(fh.0, offset, |e| {
+        let res = self.view.readdir(vfh(fh), offset, |e| {
             let kind = match e.kind {
                 AttrKind::Dir => FileType::Directory,
                 AttrKind::File | AttrKind::Symlink => FileType::RegularFile,
@@ -755,22 +566,22 @@ impl Filesystem for FuseFs {
         });
         match res {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("readdir", vino(ino)))),
         }
     }
 
     fn readdirplus(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
         let _caller = self.enter(req);
-        let res = self.view.readdirplus(fh.0, offset, |name, off, e| {
+        let res = self.view.readdirplus(vfh(fh), offset, |name, off, e| {
             reply.add(
-                INodeNo(e.attr.ino),
+                INodeNo(e.attr.ino.0),
                 off,
                 name,
                 &e.entry_ttl.min(e.attr_ttl),
@@ -780,7 +591,7 @@ impl Filesystem for FuseFs {
         });
         match res {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("readdirplus", vino(ino)))),
         }
     }
 
@@ -793,7 +604,7 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _caller = self.enter(req);
-        self.view.releasedir(fh.0);
+        self.view.releasedir(vfh(fh));
         reply.ok();
     }
 
@@ -815,7 +626,7 @@ impl Filesystem for FuseFs {
             Ok(s) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
             ),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("statfs", None))),
         }
     }
 
@@ -836,15 +647,19 @@ impl Filesystem for FuseFs {
         reply: ReplyCreate,
     ) {
         let _caller = self.enter(req);
-        match self
-            .view
-            .create(parent.0, name, mode, umask, flags, caller(req))
-        {
+        match self.view.create(
+            vino(parent),
+            name,
+            mode,
+            umask,
+            view::OpenFlags::from_raw(flags),
+            caller(req),
+        ) {
             Ok((e, o)) => {
-                let ino = e.attr.ino;
+                let ino = e.attr.ino.0;
                 self.reply_open(ino, o, true, OpenReply::Create(reply, e))
             }
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("create", vino(parent)).name(name))),
         }
     }
 
@@ -865,10 +680,10 @@ impl Filesystem for FuseFs {
             Ok(s) => s,
             Err(e) => return reply.error(e),
         };
-        match self.view.getlk(ino.0, lock_owner.0, spec) {
+        match self.view.getlk(vino(ino), owner(lock_owner), spec) {
             Ok(Some(l)) => reply.locked(l.start, l.end, l.typ.raw(), l.pid),
             Ok(None) => reply.locked(start, end, libc::F_UNLCK, 0),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("getlk", vino(ino)))),
         }
     }
 
@@ -891,8 +706,10 @@ impl Filesystem for FuseFs {
             Err(e) => return reply.error(e),
         };
         if !sleep {
-            let res = self.view.setlk(ino.0, fh.0, lock_owner.0, spec, false);
-            return self.answer_ok(reply, res);
+            let res = self
+                .view
+                .setlk(vino(ino), vfh(fh), owner(lock_owner), spec, false);
+            return self.answer_ok(reply, res.during("setlk", vino(ino)));
         }
         // A waiting lock must not hold a worker thread: wait on a thread of its own, of
         // which there are at most `MAX_LOCK_WAITERS` (more waiters get `ENOLCK`).
@@ -908,9 +725,9 @@ impl Filesystem for FuseFs {
             .spawn(move || {
                 let _slot = slot;
                 let _caller = access::serving(who);
-                match view.setlk(ino.0, fh.0, lock_owner.0, spec, true) {
+                match view.setlk(vino(ino), vfh(fh), owner(lock_owner), spec, true) {
                     Ok(()) => reply.ok(),
-                    Err(e) => reply.error(fail(&stats, e)),
+                    Err(e) => reply.error(fail(&view, &stats, e.during("setlk", vino(ino)))),
                 }
             });
         if let Err(e) = spawned {
@@ -971,7 +788,7 @@ impl Filesystem for FuseFs {
     fn fallocate(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
@@ -979,13 +796,14 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _caller = self.enter(req);
-        self.answer_ok(reply, self.view.fallocate(fh.0, offset, length, mode));
+        let res = self.view.fallocate(vfh(fh), offset, length, mode);
+        self.answer_ok(reply, res.during("fallocate", vino(ino)));
     }
 
     fn lseek(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: i64,
         whence: i32,
@@ -997,7 +815,7 @@ impl Filesystem for FuseFs {
             .and_then(|fh| self.view.lseek(fh, offset, whence))
         {
             Ok(o) => reply.offset(o),
-            Err(e) => reply.error(self.fail(e)),
+            Err(e) => reply.error(self.fail(e.during("lseek", vino(ino)))),
         }
     }
 }

@@ -17,11 +17,10 @@ use std::ffi::OsString;
 use crate::path::StorePath;
 use crate::view::access::Guards;
 
-/// A view inode number.
-pub type Ino = u64;
+pub use crate::view::ids::Ino;
 
 /// The root's inode number (FUSE's convention).
-pub const ROOT_INO: Ino = 1;
+pub const ROOT_INO: Ino = Ino::ROOT;
 
 /// What a node stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -76,7 +75,7 @@ pub const MAX_ALIASES: usize = 4;
 pub struct InodeTable {
     nodes: HashMap<Ino, Node>,
     by_key: HashMap<Key, Ino>,
-    next: Ino,
+    next: u64,
 }
 
 impl Default for InodeTable {
@@ -84,7 +83,7 @@ impl Default for InodeTable {
         let mut t = InodeTable {
             nodes: HashMap::new(),
             by_key: HashMap::new(),
-            next: ROOT_INO + 1,
+            next: ROOT_INO.0 + 1,
         };
         let root = Node {
             key: Key::Root,
@@ -126,7 +125,7 @@ impl InodeTable {
             node.immutable = immutable;
             return ino;
         }
-        let ino = self.next;
+        let ino = Ino(self.next);
         self.next += 1;
         self.by_key.insert(key.clone(), ino);
         self.nodes.insert(
@@ -198,7 +197,7 @@ impl InodeTable {
 
     /// A new detached node with one lookup (see [`Key::Detached`]).
     pub fn detached(&mut self, real: StorePath) -> Ino {
-        let ino = self.next;
+        let ino = Ino(self.next);
         self.next += 1;
         let node = Node {
             key: Key::Detached(ino),

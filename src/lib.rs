@@ -20,6 +20,7 @@ pub mod inode;
 pub mod links;
 #[cfg(unix)]
 pub mod mount;
+pub mod nt;
 pub mod path;
 pub mod resolve;
 #[cfg(unix)]

@@ -15,6 +15,7 @@ mod attr;
 mod copies;
 mod dir;
 mod handles;
+pub mod ids;
 mod keep;
 #[cfg(unix)]
 mod locks;
@@ -34,6 +35,7 @@ use handles::Handles;
 #[cfg(unix)]
 pub use handles::close_dup;
 pub use handles::{FileHandle, Opened};
+pub use ids::{AccessMode, Fh, Ino, LockOwner, OpenFlags};
 #[cfg(unix)]
 use locks::LockFds;
 #[cfg(unix)]
@@ -45,7 +47,7 @@ use win::LockFds;
 use crate::compat::libc;
 
 use crate::error::{FsError, FsResult};
-use crate::inode::{Ino, InodeTable, Key, Node};
+use crate::inode::{InodeTable, Key, Node};
 use crate::path::StorePath;
 use crate::resolve::{LinkSource, Odd, Resolver};
 use crate::store::{Kind, Meta, Store, StoreStatfs};
@@ -186,6 +188,12 @@ impl CacheView {
         Ok(node)
     }
 
+    /// The store path `ino` stands for, while the kernel holds it (for error reports, see
+    /// [`crate::fs_error!`]).
+    pub fn store_path(&self, ino: Ino) -> Option<StorePath> {
+        self.table().get(ino).map(|n| n.real.clone())
+    }
+
     /// Number of live inodes.
     pub fn inode_count(&self) -> usize {
         self.table().len()
@@ -321,7 +329,7 @@ impl CacheView {
     }
 
     /// Attributes of `ino`, with how long they may be cached. With `fh`, from the open file.
-    pub fn getattr(&self, ino: Ino, fh: Option<u64>) -> FsResult<(Attr, Duration)> {
+    pub fn getattr(&self, ino: Ino, fh: Option<Fh>) -> FsResult<(Attr, Duration)> {
         if let Some(h) = fh.and_then(|fh| self.handles.file(fh)) {
             let meta = Meta::of_fd(&h.file)?;
             let immutable = self.node(ino).map(|n| n.immutable).unwrap_or(false);

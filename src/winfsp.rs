@@ -1,6 +1,8 @@
 //! The Windows front end: the same view as the FUSE mount, served through WinFsp.
 //!
-//! Layering: the WinFsp adapter (`adapter`, Windows only) receives path-based requests,
+//! Layering: the mount lifecycle (`mount`, Windows only) loads WinFsp (`sys`: the DLL and
+//! the few Win32 calls outside WinFsp) and serves the WinFsp adapter (`adapter`, Windows
+//! only), which receives path-based requests,
 //! walks them through the core's inode-based [`crate::view::CacheView`] and answers; every
 //! decision it needs is a pure function in the modules below, which are compiled and
 //! unit-tested on every platform:
@@ -23,4 +25,8 @@ pub mod status;
 #[cfg(windows)]
 mod adapter;
 #[cfg(windows)]
-pub use adapter::{MountOptions, run};
+mod mount;
+#[cfg(windows)]
+mod sys;
+#[cfg(windows)]
+pub use mount::{MountOptions, run};

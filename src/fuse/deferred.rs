@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{FsError, FsResult};
+use crate::view::{Fh, Ino, OpenFlags};
 
 /// How many blobs found gone are remembered.
 const GONE_MAX: usize = 65_536;
@@ -25,15 +26,15 @@ pub const BIT: u64 = 1 << 63;
 pub struct Deferred {
     next: AtomicU64,
     open: Mutex<HashMap<u64, Pending>>,
-    gone: Mutex<HashSet<u64>>,
+    gone: Mutex<HashSet<Ino>>,
 }
 
 #[derive(Debug)]
 struct Pending {
-    ino: u64,
-    flags: i32,
+    ino: Ino,
+    flags: OpenFlags,
     /// The view handle, once a read needed the store.
-    real: Option<u64>,
+    real: Option<Fh>,
 }
 
 impl Deferred {
@@ -43,7 +44,7 @@ impl Deferred {
     }
 
     /// True if an open of `ino` may be deferred (it was not found gone).
-    pub fn may_defer(&self, ino: u64) -> bool {
+    pub fn may_defer(&self, ino: Ino) -> bool {
         !self
             .gone
             .lock()
@@ -52,7 +53,7 @@ impl Deferred {
     }
 
     /// A new deferred handle for `ino` opened with `flags`.
-    pub fn insert(&self, ino: u64, flags: i32) -> u64 {
+    pub fn insert(&self, ino: Ino, flags: OpenFlags) -> u64 {
         let fh = BIT | self.next.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(
             fh,
@@ -70,9 +71,9 @@ impl Deferred {
     pub fn resolve(
         &self,
         fh: u64,
-        open: impl FnOnce(u64, i32) -> FsResult<u64>,
-        release: impl FnOnce(u64),
-    ) -> FsResult<u64> {
+        open: impl FnOnce(Ino, OpenFlags) -> FsResult<Fh>,
+        release: impl FnOnce(Fh),
+    ) -> FsResult<Fh> {
         let (ino, flags) = match self.lock().get(&fh) {
             Some(Pending { real: Some(r), .. }) => return Ok(*r),
             Some(p) => (p.ino, p.flags),
@@ -114,12 +115,12 @@ impl Deferred {
     }
 
     /// The view handle behind `fh` if a read opened one.
-    pub fn real(&self, fh: u64) -> Option<u64> {
+    pub fn real(&self, fh: u64) -> Option<Fh> {
         self.lock().get(&fh).and_then(|p| p.real)
     }
 
     /// Forgets `fh`; returns the view handle to release, if one was opened.
-    pub fn remove(&self, fh: u64) -> Option<u64> {
+    pub fn remove(&self, fh: u64) -> Option<Fh> {
         self.lock().remove(&fh).and_then(|p| p.real)
     }
 
@@ -135,22 +136,22 @@ mod tests {
     #[test]
     fn one_view_handle_per_deferred_handle_and_gone_blobs_open_eagerly() {
         let d = Deferred::default();
-        let fh = d.insert(7, 0);
+        let fh = d.insert(Ino(7), OpenFlags::READ);
         assert!(Deferred::is_deferred(fh));
         assert_eq!(d.real(fh), None);
-        let first = d.resolve(fh, |_, _| Ok(42), |_| panic!("nothing to give back"));
-        assert!(matches!(first, Ok(42)));
+        let first = d.resolve(fh, |_, _| Ok(Fh(42)), |_| panic!("nothing to give back"));
+        assert!(matches!(first, Ok(Fh(42))));
         // Resolved once: the store is not opened again.
         let again = d.resolve(fh, |_, _| panic!("opened twice"), |_| {});
-        assert!(matches!(again, Ok(42)));
-        assert_eq!(d.remove(fh), Some(42));
-        assert!(d.may_defer(8));
-        let g = d.insert(8, 0);
+        assert!(matches!(again, Ok(Fh(42))));
+        assert_eq!(d.remove(fh), Some(Fh(42)));
+        assert!(d.may_defer(Ino(8)));
+        let g = d.insert(Ino(8), OpenFlags::READ);
         assert!(matches!(
             d.resolve(g, |_, _| Err(FsError::Stale), |_| {}),
             Err(FsError::Stale)
         ));
-        assert!(!d.may_defer(8));
+        assert!(!d.may_defer(Ino(8)));
         assert_eq!(d.remove(g), None);
     }
 }

@@ -9,7 +9,7 @@
 //!   as `O_NOFOLLOW` does on Unix. Link targets are read with `FSCTL_GET_REPARSE_POINT` (or
 //!   from an XSym file) and parsed by [`crate::links`]; the core resolves them.
 //! - **Errors are errno values.** NTSTATUS and Win32 errors are translated by
-//!   [`crate::winfsp::status`] so the core's decisions (`ENOENT`, `EEXIST`, `ENOTEMPTY`, …)
+//!   [`crate::nt`] so the core's decisions (`ENOENT`, `EEXIST`, `ENOTEMPTY`, …)
 //!   hold unchanged. A `std` error is translated exactly once ([`errno_error`]).
 //! - Absolute link texts below the store root (as given, or its final path) are rewritten
 //!   relative to the link's directory; any other absolute text is left for the core to
@@ -38,9 +38,8 @@ use std::path::{Path, PathBuf};
 use super::{Kind, Meta, OpenStoreError, RawEntry, StoreStatfs};
 use crate::compat::libc;
 use crate::links::{self, reparse, xsym};
+use crate::nt::{from_filetime, nt_to_errno, win32_to_errno};
 use crate::path::StorePath;
-use crate::winfsp::attrs::from_filetime;
-use crate::winfsp::status::{nt_to_errno, win32_to_errno};
 
 /// Store calls, counted per thread: what one Windows operation costs on a NAS, where every
 /// `NtCreateFile` and every directory query is a network round trip. Counted always (a
@@ -219,13 +218,7 @@ pub fn lock_exclusive_now(file: &File) -> io::Result<bool> {
     const LOCKFILE_FAIL_IMMEDIATELY: u32 = 1;
     const LOCKFILE_EXCLUSIVE_LOCK: u32 = 2;
     const ERROR_LOCK_VIOLATION: i32 = 33;
-    let mut ov = ffi::OVERLAPPED {
-        internal: 0,
-        internal_high: 0,
-        offset: 0,
-        offset_high: 0,
-        event: std::ptr::null_mut(),
-    };
+    let mut ov = ffi::OVERLAPPED::default();
     // SAFETY: the handle is open for the duration of the call; `ov` is a zeroed OVERLAPPED
     // (offset 0) that outlives the call, which does not wait (FAIL_IMMEDIATELY).
     let ok = unsafe {
@@ -265,140 +258,20 @@ fn last_error() -> io::Error {
     errno_error(io::Error::last_os_error())
 }
 
-#[allow(non_snake_case, non_camel_case_types, clippy::upper_case_acronyms)]
+/// The Windows API the store calls: ntdll's file calls (`Nt*`, which take a directory
+/// handle and a name relative to it, and return NTSTATUS) and kernel32's, as `windows-sys`
+/// declares them.
 mod ffi {
-    use std::ffi::c_void;
-
-    pub type HANDLE = *mut c_void;
-    pub type NTSTATUS = i32;
-
-    #[repr(C)]
-    pub struct UNICODE_STRING {
-        pub Length: u16,
-        pub MaximumLength: u16,
-        pub Buffer: *mut u16,
-    }
-
-    #[repr(C)]
-    pub struct OBJECT_ATTRIBUTES {
-        pub Length: u32,
-        pub RootDirectory: HANDLE,
-        pub ObjectName: *const UNICODE_STRING,
-        pub Attributes: u32,
-        pub SecurityDescriptor: *const c_void,
-        pub SecurityQualityOfService: *const c_void,
-    }
-
-    #[repr(C)]
-    pub struct IO_STATUS_BLOCK {
-        pub Status: usize,
-        pub Information: usize,
-    }
-
-    #[repr(C)]
-    #[derive(Default)]
-    pub struct BY_HANDLE_FILE_INFORMATION {
-        pub dwFileAttributes: u32,
-        pub ftCreationTime: [u32; 2],
-        pub ftLastAccessTime: [u32; 2],
-        pub ftLastWriteTime: [u32; 2],
-        pub dwVolumeSerialNumber: u32,
-        pub nFileSizeHigh: u32,
-        pub nFileSizeLow: u32,
-        pub nNumberOfLinks: u32,
-        pub nFileIndexHigh: u32,
-        pub nFileIndexLow: u32,
-    }
-
-    #[link(name = "ntdll")]
-    unsafe extern "system" {
-        pub fn NtCreateFile(
-            FileHandle: *mut HANDLE,
-            DesiredAccess: u32,
-            ObjectAttributes: *const OBJECT_ATTRIBUTES,
-            IoStatusBlock: *mut IO_STATUS_BLOCK,
-            AllocationSize: *const i64,
-            FileAttributes: u32,
-            ShareAccess: u32,
-            CreateDisposition: u32,
-            CreateOptions: u32,
-            EaBuffer: *const c_void,
-            EaLength: u32,
-        ) -> NTSTATUS;
-        pub fn NtSetInformationFile(
-            FileHandle: HANDLE,
-            IoStatusBlock: *mut IO_STATUS_BLOCK,
-            FileInformation: *const c_void,
-            Length: u32,
-            FileInformationClass: u32,
-        ) -> NTSTATUS;
-        pub fn NtQueryDirectoryFile(
-            FileHandle: HANDLE,
-            Event: HANDLE,
-            ApcRoutine: *const c_void,
-            ApcContext: *const c_void,
-            IoStatusBlock: *mut IO_STATUS_BLOCK,
-            FileInformation: *mut c_void,
-            Length: u32,
-            FileInformationClass: u32,
-            ReturnSingleEntry: u8,
-            FileName: *const UNICODE_STRING,
-            RestartScan: u8,
-        ) -> NTSTATUS;
-    }
-
-    #[repr(C)]
-    pub struct OVERLAPPED {
-        pub internal: usize,
-        pub internal_high: usize,
-        pub offset: u32,
-        pub offset_high: u32,
-        pub event: HANDLE,
-    }
-
-    #[link(name = "kernel32")]
-    unsafe extern "system" {
-        pub fn LockFileEx(
-            hFile: HANDLE,
-            dwFlags: u32,
-            dwReserved: u32,
-            nNumberOfBytesToLockLow: u32,
-            nNumberOfBytesToLockHigh: u32,
-            lpOverlapped: *mut OVERLAPPED,
-        ) -> i32;
-        pub fn GetFileInformationByHandle(
-            hFile: HANDLE,
-            lpFileInformation: *mut BY_HANDLE_FILE_INFORMATION,
-        ) -> i32;
-        pub fn GetFileInformationByHandleEx(
-            hFile: HANDLE,
-            FileInformationClass: u32,
-            lpFileInformation: *mut c_void,
-            dwBufferSize: u32,
-        ) -> i32;
-        pub fn DeviceIoControl(
-            hDevice: HANDLE,
-            dwIoControlCode: u32,
-            lpInBuffer: *const c_void,
-            nInBufferSize: u32,
-            lpOutBuffer: *mut c_void,
-            nOutBufferSize: u32,
-            lpBytesReturned: *mut u32,
-            lpOverlapped: *mut c_void,
-        ) -> i32;
-        pub fn GetDiskFreeSpaceExW(
-            lpDirectoryName: *const u16,
-            lpFreeBytesAvailableToCaller: *mut u64,
-            lpTotalNumberOfBytes: *mut u64,
-            lpTotalNumberOfFreeBytes: *mut u64,
-        ) -> i32;
-        pub fn GetFinalPathNameByHandleW(
-            hFile: HANDLE,
-            lpszFilePath: *mut u16,
-            cchFilePath: u32,
-            dwFlags: u32,
-        ) -> u32;
-    }
+    pub use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
+    pub use windows_sys::Wdk::Storage::FileSystem::{
+        NtCreateFile, NtQueryDirectoryFile, NtSetInformationFile,
+    };
+    pub use windows_sys::Win32::Foundation::{FILETIME, HANDLE, UNICODE_STRING};
+    pub use windows_sys::Win32::Storage::FileSystem::{
+        BY_HANDLE_FILE_INFORMATION, GetDiskFreeSpaceExW, GetFileInformationByHandle,
+        GetFileInformationByHandleEx, GetFinalPathNameByHandleW, LockFileEx,
+    };
+    pub use windows_sys::Win32::System::IO::{DeviceIoControl, IO_STATUS_BLOCK, OVERLAPPED};
 }
 
 // Access rights, share modes, dispositions and options of `NtCreateFile`.
@@ -429,22 +302,30 @@ const FILE_ATTRIBUTE_DIRECTORY: u32 = 0x10;
 const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
 const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
 const FILE_FLAG_BACKUP_SEMANTICS: u32 = 0x0200_0000;
-// Information classes.
-const FILE_RENAME_INFORMATION: u32 = 10;
-const FILE_LINK_INFORMATION: u32 = 11;
-const FILE_DISPOSITION_INFORMATION: u32 = 13;
-const FILE_DISPOSITION_INFORMATION_EX: u32 = 64;
-const FILE_RENAME_INFORMATION_EX: u32 = 65;
-const FILE_ATTRIBUTE_TAG_INFO: u32 = 9;
-const FILE_BASIC_INFORMATION: u32 = 4;
+// Information classes: NT's (`NtSetInformationFile`, `NtQueryDirectoryFile`) and Win32's
+// (`GetFileInformationByHandleEx`).
+use windows_sys::Wdk::Storage::FileSystem as nt_fs;
+use windows_sys::Win32::Storage::FileSystem as win_fs;
+const FILE_RENAME_INFORMATION: nt_fs::FILE_INFORMATION_CLASS = nt_fs::FileRenameInformation;
+const FILE_LINK_INFORMATION: nt_fs::FILE_INFORMATION_CLASS = nt_fs::FileLinkInformation;
+const FILE_DISPOSITION_INFORMATION: nt_fs::FILE_INFORMATION_CLASS =
+    nt_fs::FileDispositionInformation;
+const FILE_DISPOSITION_INFORMATION_EX: nt_fs::FILE_INFORMATION_CLASS =
+    nt_fs::FileDispositionInformationEx;
+const FILE_RENAME_INFORMATION_EX: nt_fs::FILE_INFORMATION_CLASS = nt_fs::FileRenameInformationEx;
+const FILE_BASIC_INFORMATION: nt_fs::FILE_INFORMATION_CLASS = nt_fs::FileBasicInformation;
+const FILE_ATTRIBUTE_TAG_INFO: win_fs::FILE_INFO_BY_HANDLE_CLASS = win_fs::FileAttributeTagInfo;
 const STATUS_CANNOT_DELETE: i32 = 0xC000_0121u32 as i32;
-const FILE_ID_BOTH_DIRECTORY_INFO: u32 = 10;
-const FILE_ID_BOTH_DIRECTORY_RESTART_INFO: u32 = 11;
+const FILE_ID_BOTH_DIRECTORY_INFO: win_fs::FILE_INFO_BY_HANDLE_CLASS =
+    win_fs::FileIdBothDirectoryInfo;
+const FILE_ID_BOTH_DIRECTORY_RESTART_INFO: win_fs::FILE_INFO_BY_HANDLE_CLASS =
+    win_fs::FileIdBothDirectoryRestartInfo;
 const FSCTL_GET_REPARSE_POINT: u32 = 0x0009_00A8;
 const FSCTL_SET_REPARSE_POINT: u32 = 0x0009_00A4;
 const ERROR_NO_MORE_FILES: i32 = 18;
-/// `FileIdBothDirectoryInformation` (the NT class of `NtQueryDirectoryFile`).
-const FILE_ID_BOTH_DIRECTORY_INFORMATION: u32 = 37;
+/// The NT class of `NtQueryDirectoryFile`.
+const FILE_ID_BOTH_DIRECTORY_INFORMATION: nt_fs::FILE_INFORMATION_CLASS =
+    nt_fs::FileIdBothDirectoryInformation;
 const STATUS_NO_SUCH_FILE: i32 = 0xC000_000Fu32 as i32;
 const STATUS_NO_MORE_FILES: i32 = 0x8000_0006u32 as i32;
 const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
@@ -525,15 +406,10 @@ fn nt_open_shared(
         Length: std::mem::size_of::<ffi::OBJECT_ATTRIBUTES>() as u32,
         RootDirectory: dir as ffi::HANDLE,
         ObjectName: &us,
-        Attributes: 0,
-        SecurityDescriptor: std::ptr::null(),
-        SecurityQualityOfService: std::ptr::null(),
+        ..Default::default()
     };
     let mut h: ffi::HANDLE = std::ptr::null_mut();
-    let mut iosb = ffi::IO_STATUS_BLOCK {
-        Status: 0,
-        Information: 0,
-    };
+    let mut iosb = ffi::IO_STATUS_BLOCK::default();
     calls::add(|c| c.nt_create_file += 1);
     // SAFETY: every pointer refers to a live local (`us` borrows `w`, `oa` borrows `us`) for
     // the whole call; `dir` is a handle owned by the caller and open for the call.
@@ -671,8 +547,9 @@ impl Meta {
         } else {
             Kind::File
         };
-        let ft = |t: [u32; 2]| {
-            from_filetime(u64::from(t[1]) << 32 | u64::from(t[0])).unwrap_or(std::time::UNIX_EPOCH)
+        let ft = |t: ffi::FILETIME| {
+            from_filetime(u64::from(t.dwHighDateTime) << 32 | u64::from(t.dwLowDateTime))
+                .unwrap_or(std::time::UNIX_EPOCH)
         };
         let size = u64::from(info.nFileSizeHigh) << 32 | u64::from(info.nFileSizeLow);
         let mut ino = u64::from(info.nFileIndexHigh) << 32 | u64::from(info.nFileIndexLow);
@@ -718,11 +595,8 @@ fn rename_info(flags: u32, root: RawHandle, name: &[u16]) -> Vec<u8> {
     b
 }
 
-fn set_info(h: &impl AsRawHandle, class: u32, info: &[u8]) -> i32 {
-    let mut iosb = ffi::IO_STATUS_BLOCK {
-        Status: 0,
-        Information: 0,
-    };
+fn set_info(h: &impl AsRawHandle, class: nt_fs::FILE_INFORMATION_CLASS, info: &[u8]) -> i32 {
+    let mut iosb = ffi::IO_STATUS_BLOCK::default();
     // `rename_info` buffers carry a handle at offset 8: keep them 8-byte aligned.
     let mut aligned = vec![0u64; info.len().div_ceil(8)];
     // SAFETY: `aligned` has at least `info.len()` bytes; u64 → u8 reinterpretation is valid.
@@ -1209,13 +1083,10 @@ impl Store {
             .any(|&c| matches!(c, 0x2A | 0x3F | 0x3C | 0x3E | 0x22));
         let mut out = Vec::new();
         let mut buf = vec![0u64; 16 * 1024 / 8];
-        let mut restart = 1u8;
+        let mut restart = true;
         loop {
             calls::add(|c| c.dir_query += 1);
-            let mut iosb = ffi::IO_STATUS_BLOCK {
-                Status: 0,
-                Information: 0,
-            };
+            let mut iosb = ffi::IO_STATUS_BLOCK::default();
             // SAFETY: `buf` is 16 KiB of writable, 8-byte aligned memory; `us` borrows `w`,
             // both live for the call; the handle is an open, synchronous directory handle
             // (no event, no APC).
@@ -1223,18 +1094,18 @@ impl Store {
                 ffi::NtQueryDirectoryFile(
                     raw(&h),
                     std::ptr::null_mut(),
-                    std::ptr::null(),
+                    None,
                     std::ptr::null(),
                     &mut iosb,
                     buf.as_mut_ptr().cast::<c_void>(),
                     (buf.len() * 8) as u32,
                     FILE_ID_BOTH_DIRECTORY_INFORMATION,
-                    0,
+                    false,
                     &us,
                     restart,
                 )
             };
-            restart = 0;
+            restart = false;
             if st == STATUS_NO_SUCH_FILE || st == STATUS_NO_MORE_FILES {
                 return Ok(out);
             }

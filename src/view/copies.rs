@@ -38,6 +38,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::CacheView;
+use super::ids::Fh;
 #[cfg(windows)]
 use crate::compat::libc;
 use crate::hub::hash::{Algos, Digests, Stream, hash_path};
@@ -278,7 +279,7 @@ impl CacheView {
 
     /// The writes of handle `fh` bypass the view (kernel passthrough): the file must be read
     /// to be hashed.
-    pub fn writes_bypass(&self, fh: u64) {
+    pub fn writes_bypass(&self, fh: Fh) {
         if let Some(h) = self.handles.file(fh) {
             self.copies.broken(h.ino);
         }

@@ -8,6 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
+use super::ids::Fh;
 use super::{CacheView, Entry};
 use crate::error::{FsError, FsResult};
 use crate::inode::Ino;
@@ -133,7 +134,8 @@ impl Listing {
 /// One entry of a plain `readdir`.
 #[derive(Clone, Debug)]
 pub struct DirEntry {
-    /// Inode number to report (`d_ino`).
+    /// Inode number to report (`d_ino`): a hint only, the store's number for entries not
+    /// looked up (the kernel asks `lookup` for the real one).
     pub ino: u64,
     /// Offset of the next entry.
     pub offset: u64,
@@ -145,7 +147,7 @@ pub struct DirEntry {
 
 impl CacheView {
     /// Opens directory `ino`.
-    pub fn opendir(&self, ino: Ino) -> FsResult<u64> {
+    pub fn opendir(&self, ino: Ino) -> FsResult<Fh> {
         let node = self.dir_node(ino)?;
         self.check_reach(&node)?;
         Ok(self.handles.insert_dir(DirHandle {
@@ -155,12 +157,12 @@ impl CacheView {
     }
 
     /// Closes a directory handle.
-    pub fn releasedir(&self, fh: u64) {
+    pub fn releasedir(&self, fh: Fh) {
         self.handles.remove_dir(fh);
     }
 
     /// The snapshot of the listing for `fh`, (re)read at offset 0.
-    fn listing(&self, fh: u64, offset: u64) -> FsResult<(Ino, Arc<Listing>)> {
+    fn listing(&self, fh: Fh, offset: u64) -> FsResult<(Ino, Arc<Listing>)> {
         let h = self.handles.dir(fh).ok_or(FsError::BadHandle)?;
         let mut slot = h.listing.lock().unwrap_or_else(|e| e.into_inner());
         if offset == 0 || slot.is_none() {
@@ -267,7 +269,7 @@ impl CacheView {
     /// Plain `readdir` from `offset`; `fill` returns true when the reply buffer is full.
     pub fn readdir(
         &self,
-        fh: u64,
+        fh: Fh,
         offset: u64,
         mut fill: impl FnMut(DirEntry) -> bool,
     ) -> FsResult<()> {
@@ -278,7 +280,7 @@ impl CacheView {
             let (name, d_ino) = dots[pos as usize];
             pos += 1;
             let e = DirEntry {
-                ino: d_ino,
+                ino: d_ino.0,
                 offset: pos,
                 kind: AttrKind::Dir,
                 name: name.into(),
@@ -310,7 +312,7 @@ impl CacheView {
     /// lookup again because the kernel never received it.
     pub fn readdirplus(
         &self,
-        fh: u64,
+        fh: Fh,
         offset: u64,
         mut fill: impl FnMut(&OsStr, u64, &Entry) -> bool,
     ) -> FsResult<()> {

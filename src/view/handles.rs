@@ -12,15 +12,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use rustix::fs::SeekFrom;
 
 #[cfg(windows)]
-use crate::compat::libc;
-#[cfg(windows)]
 use crate::store::FileExt;
 use crate::store::OFlags;
 
 use super::CacheView;
 use super::dir::DirHandle;
+use super::ids::{Fh, Ino, LockOwner, OpenFlags};
 use crate::error::{FsError, FsResult};
-use crate::inode::Ino;
 use crate::store::Meta;
 
 /// One open file.
@@ -38,7 +36,7 @@ pub struct FileHandle {
 #[derive(Clone, Copy, Debug)]
 pub struct Opened {
     /// The handle number.
-    pub fh: u64,
+    pub fh: Fh,
     /// The data is immutable: the kernel may keep its page cache across opens.
     pub keep_cache: bool,
 }
@@ -47,17 +45,17 @@ pub struct Opened {
 #[derive(Debug, Default)]
 pub struct Handles {
     next: AtomicU64,
-    files: RwLock<HashMap<u64, Arc<FileHandle>>>,
+    files: RwLock<HashMap<Fh, Arc<FileHandle>>>,
     per_inode: Mutex<HashMap<Ino, usize>>,
-    dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
+    dirs: Mutex<HashMap<Fh, Arc<DirHandle>>>,
 }
 
 impl Handles {
-    fn next(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    fn next(&self) -> Fh {
+        Fh(self.next.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
-    pub(super) fn insert_file(&self, h: FileHandle) -> u64 {
+    pub(super) fn insert_file(&self, h: FileHandle) -> Fh {
         let fh = self.next();
         *self
             .per_inode
@@ -78,7 +76,7 @@ impl Handles {
         files.values().find(|h| h.ino == ino).cloned()
     }
 
-    pub(super) fn file(&self, fh: u64) -> Option<Arc<FileHandle>> {
+    pub(super) fn file(&self, fh: Fh) -> Option<Arc<FileHandle>> {
         self.files
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -87,7 +85,7 @@ impl Handles {
     }
 
     /// Removes a handle; also returns true if it was the inode's last open handle.
-    fn remove_file(&self, fh: u64) -> Option<(Arc<FileHandle>, bool)> {
+    fn remove_file(&self, fh: Fh) -> Option<(Arc<FileHandle>, bool)> {
         let h = self
             .files
             .write()
@@ -107,7 +105,7 @@ impl Handles {
         Some((h, last))
     }
 
-    pub(super) fn insert_dir(&self, h: DirHandle) -> u64 {
+    pub(super) fn insert_dir(&self, h: DirHandle) -> Fh {
         let fh = self.next();
         self.dirs
             .lock()
@@ -116,7 +114,7 @@ impl Handles {
         fh
     }
 
-    pub(super) fn dir(&self, fh: u64) -> Option<Arc<DirHandle>> {
+    pub(super) fn dir(&self, fh: Fh) -> Option<Arc<DirHandle>> {
         self.dirs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -124,7 +122,7 @@ impl Handles {
             .cloned()
     }
 
-    pub(super) fn remove_dir(&self, fh: u64) {
+    pub(super) fn remove_dir(&self, fh: Fh) {
         self.dirs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -149,21 +147,15 @@ impl Handles {
 /// The store open flags for a client's open flags: the access mode and the flags that change
 /// how writes land; never `O_CREAT`/`O_EXCL` (creation is `create`'s job) or `O_NOFOLLOW`
 /// games (the store layer adds its own).
-pub(super) fn store_flags(flags: i32) -> OFlags {
-    let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_TRUNC | libc::O_SYNC | libc::O_DSYNC;
-    OFlags::from_bits_truncate((flags & keep) as _)
-}
-
-/// True if `flags` open for writing (or truncate).
-pub(super) fn wants_write(flags: i32) -> bool {
-    flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
+pub(super) fn store_flags(flags: OpenFlags) -> OFlags {
+    OFlags::from_bits_truncate(flags.store_bits() as _)
 }
 
 impl CacheView {
     /// Checks an open of `ino` with `flags` as [`CacheView::open`] does, without opening the
     /// store file; the blob's size if the open reads an immutable blob and so may leave the
     /// store file until a read needs it (see `fuse::deferred`).
-    pub fn check_open(&self, ino: Ino, flags: i32) -> FsResult<Option<u64>> {
+    pub fn check_open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Option<u64>> {
         let node = self.node(ino)?;
         if node.is_dir {
             return Err(FsError::IsDir);
@@ -172,7 +164,7 @@ impl CacheView {
             return Err(FsError::Stale);
         }
         self.check_reach(&node)?;
-        if !node.immutable || wants_write(flags) {
+        if !node.immutable || flags.modifies() {
             return Ok(None);
         }
         // The blob's name is kept, its bytes never change — but the file under its path can
@@ -190,13 +182,13 @@ impl CacheView {
     }
 
     /// Opens file `ino`.
-    pub fn open(&self, ino: Ino, flags: i32) -> FsResult<Opened> {
+    pub fn open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Opened> {
         let node = self.node(ino)?;
         if node.is_dir {
             return Err(FsError::IsDir);
         }
         self.check_reach(&node)?;
-        let write = wants_write(flags);
+        let write = flags.modifies();
         if write && self.config.read_only {
             return Err(FsError::ReadOnly);
         }
@@ -235,7 +227,7 @@ impl CacheView {
             writable: write,
         });
         if write {
-            self.track_writes(ino, &node.real, flags & libc::O_TRUNC != 0);
+            self.track_writes(ino, &node.real, flags.truncate());
         }
         drop(names);
         Ok(Opened {
@@ -245,7 +237,7 @@ impl CacheView {
     }
 
     /// Reads up to `size` bytes at `offset`.
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+    pub fn read(&self, fh: Fh, offset: u64, size: u32) -> FsResult<Vec<u8>> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         let mut buf = vec![0u8; size as usize];
         let mut done = 0;
@@ -262,7 +254,7 @@ impl CacheView {
     }
 
     /// Writes `data` at `offset` (at the end for handles opened with `O_APPEND`).
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+    pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> FsResult<u32> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         if !h.writable {
             return Err(FsError::BadHandle);
@@ -274,7 +266,7 @@ impl CacheView {
 
     /// `fsync`/`fdatasync` of an open file.
     #[cfg(unix)]
-    pub fn fsync(&self, fh: u64, datasync: bool) -> FsResult<()> {
+    pub fn fsync(&self, fh: Fh, datasync: bool) -> FsResult<()> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         if datasync {
             rustix::fs::fdatasync(&h.file)?;
@@ -288,7 +280,7 @@ impl CacheView {
     /// store now, and report the store's write-back error (NFS and other network stores write
     /// back at close; `close(dup(fd))` asks them to without giving up the handle).
     #[cfg(unix)]
-    pub fn flush(&self, fh: u64) -> FsResult<()> {
+    pub fn flush(&self, fh: Fh) -> FsResult<()> {
         let Some(h) = self.handles.file(fh) else {
             return Ok(());
         };
@@ -352,7 +344,7 @@ impl CacheView {
 
     /// Closes a handle. `lock_owner` is given when the kernel asks to drop that owner's
     /// `flock` locks with it.
-    pub fn release(&self, fh: u64, lock_owner: Option<u64>) {
+    pub fn release(&self, fh: Fh, lock_owner: Option<LockOwner>) {
         if let Some((h, last)) = self.handles.remove_file(fh) {
             if let Some(owner) = lock_owner {
                 self.locks.drop_owner(h.ino, owner);
@@ -370,7 +362,7 @@ impl CacheView {
 
     /// `SEEK_DATA`/`SEEK_HOLE` on the store file (other whences never reach a FUSE server).
     #[cfg(unix)]
-    pub fn lseek(&self, fh: u64, offset: i64, whence: i32) -> FsResult<i64> {
+    pub fn lseek(&self, fh: Fh, offset: i64, whence: i32) -> FsResult<i64> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         let offset = u64::try_from(offset).map_err(|_| FsError::Invalid)?;
         let pos = match whence {
@@ -386,7 +378,7 @@ impl CacheView {
 
     /// Preallocates or punches space in an open file.
     #[cfg(unix)]
-    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32) -> FsResult<()> {
+    pub fn fallocate(&self, fh: Fh, offset: u64, length: u64, mode: i32) -> FsResult<()> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         if !h.writable {
             return Err(FsError::BadHandle);
@@ -403,7 +395,7 @@ impl CacheView {
     }
 
     /// The store file behind an open handle (for adapters that hand it to the kernel).
-    pub fn handle_file(&self, fh: u64) -> Option<Arc<FileHandle>> {
+    pub fn handle_file(&self, fh: Fh) -> Option<Arc<FileHandle>> {
         self.handles.file(fh)
     }
 }

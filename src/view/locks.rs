@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::OFlags;
 
 use super::CacheView;
+use super::ids::{Fh, LockOwner};
 use crate::error::{FsError, FsResult};
 use crate::inode::Ino;
 
@@ -70,11 +71,11 @@ impl LockType {
 /// Lock descriptors by (inode, owner).
 #[derive(Debug, Default)]
 pub struct LockFds {
-    fds: Mutex<HashMap<(Ino, u64), Arc<File>>>,
+    fds: Mutex<HashMap<(Ino, LockOwner), Arc<File>>>,
 }
 
 impl LockFds {
-    fn get(&self, key: (Ino, u64)) -> Option<Arc<File>> {
+    fn get(&self, key: (Ino, LockOwner)) -> Option<Arc<File>> {
         self.fds
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -82,13 +83,13 @@ impl LockFds {
             .cloned()
     }
 
-    fn insert(&self, key: (Ino, u64), f: File) -> Arc<File> {
+    fn insert(&self, key: (Ino, LockOwner), f: File) -> Arc<File> {
         let mut map = self.fds.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key).or_insert_with(|| Arc::new(f)).clone()
     }
 
     /// Drops the owner's descriptor (its locks go with it).
-    pub fn drop_owner(&self, ino: Ino, owner: u64) {
+    pub fn drop_owner(&self, ino: Ino, owner: LockOwner) {
         self.fds
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -156,7 +157,7 @@ impl CacheView {
     /// The owner's lock descriptor for `ino`, opened on first use: read-write only for a
     /// client handle that is itself open for writing, so that what the client may lock in
     /// the store is what its own descriptor may (an exclusive lock needs a writer).
-    fn lock_fd(&self, ino: Ino, owner: u64, writer: bool) -> FsResult<Arc<File>> {
+    fn lock_fd(&self, ino: Ino, owner: LockOwner, writer: bool) -> FsResult<Arc<File>> {
         if let Some(f) = self.locks.get((ino, owner)) {
             return Ok(f);
         }
@@ -185,14 +186,21 @@ impl CacheView {
     }
 
     /// `close()` of a descriptor by `owner`: releases every POSIX lock it holds on `ino`.
-    pub fn drop_locks(&self, ino: Ino, owner: u64) {
+    pub fn drop_locks(&self, ino: Ino, owner: LockOwner) {
         self.locks.drop_owner(ino, owner);
     }
 
     /// Takes or releases a lock for `owner` through the client's handle `fh`; with `wait`,
     /// blocks until it is granted. A write lock through a handle not open for writing is
     /// `EBADF`, as `fcntl` answers for such a descriptor (and NFS for `flock`).
-    pub fn setlk(&self, ino: Ino, fh: u64, owner: u64, spec: LockSpec, wait: bool) -> FsResult<()> {
+    pub fn setlk(
+        &self,
+        ino: Ino,
+        fh: Fh,
+        owner: LockOwner,
+        spec: LockSpec,
+        wait: bool,
+    ) -> FsResult<()> {
         let writer = self.handles.file(fh).is_some_and(|h| h.writable);
         if spec.typ == LockType::Write && !writer {
             return Err(FsError::BadHandle);
@@ -208,7 +216,7 @@ impl CacheView {
     }
 
     /// The first lock that would conflict with `spec`, if any.
-    pub fn getlk(&self, ino: Ino, owner: u64, spec: LockSpec) -> FsResult<Option<LockSpec>> {
+    pub fn getlk(&self, ino: Ino, owner: LockOwner, spec: LockSpec) -> FsResult<Option<LockSpec>> {
         let f = self.lock_fd(ino, owner, false)?;
         let mut fl = flock_struct(&spec);
         ofd_fcntl(&f, F_GETLK, &mut fl)?;

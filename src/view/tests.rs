@@ -204,7 +204,10 @@ impl Hub {
 
     /// Opens `ino` read-only and reads it whole.
     fn read_all(&self, ino: Ino) -> Vec<u8> {
-        let h = self.view.open(ino, libc::O_RDONLY).unwrap();
+        let h = self
+            .view
+            .open(ino, OpenFlags::from_raw(libc::O_RDONLY))
+            .unwrap();
         let data = self.view.read(h.fh, 0, 1 << 20).unwrap();
         self.view.release(h.fh, None);
         data
@@ -725,7 +728,10 @@ fn read_returns_exactly_the_blob_bytes() {
     let w = weights();
     let len = w.len() as u64;
     let ino = h.ino(&format!("{}/model.safetensors", snap_path()));
-    let opened = h.view.open(ino, libc::O_RDONLY).unwrap();
+    let opened = h
+        .view
+        .open(ino, OpenFlags::from_raw(libc::O_RDONLY))
+        .unwrap();
     assert!(opened.keep_cache, "blobs may keep the page cache");
     let fh = opened.fh;
     assert_eq!(h.view.read(fh, 0, len as u32 + 100).unwrap(), w);
@@ -745,7 +751,8 @@ fn read_returns_exactly_the_blob_bytes() {
 fn open_of_a_directory_is_isdir() {
     let h = hub();
     assert!(matches!(
-        h.view.open(h.snap_ino(), libc::O_RDONLY),
+        h.view
+            .open(h.snap_ino(), OpenFlags::from_raw(libc::O_RDONLY)),
         Err(FsError::IsDir)
     ));
 }
@@ -760,11 +767,15 @@ fn open_for_write_of_a_blob_is_not_permitted() {
         format!("{REPO}/blobs/{H64}"),
     ] {
         let ino = h.ino(&name);
-        for flags in [libc::O_WRONLY, libc::O_RDWR, libc::O_RDONLY | libc::O_TRUNC] {
+        for flags in [
+            OpenFlags::from_raw(libc::O_WRONLY),
+            OpenFlags::from_raw(libc::O_RDWR),
+            OpenFlags::from_raw(libc::O_RDONLY | libc::O_TRUNC),
+        ] {
             let got = h.view.open(ino, flags);
             assert!(
                 matches!(got, Err(FsError::NotPermitted(_))),
-                "{name} {flags:#o}: {got:?}"
+                "{name} {flags:?}: {got:?}"
             );
         }
     }
@@ -779,7 +790,10 @@ fn open_for_write_of_a_blob_is_not_permitted() {
 fn write_on_a_read_only_handle_is_refused() {
     let h = hub();
     let ino = h.ino("CACHEDIR.TAG");
-    let opened = h.view.open(ino, libc::O_RDONLY).unwrap();
+    let opened = h
+        .view
+        .open(ino, OpenFlags::from_raw(libc::O_RDONLY))
+        .unwrap();
     assert!(
         !opened.keep_cache,
         "mutable files do not keep the page cache"
@@ -812,7 +826,14 @@ fn read_only_view_refuses_every_mutation() {
     ro(
         "create",
         h.view
-            .create(s, os("new"), 0o644, 0, libc::O_WRONLY | libc::O_CREAT, c)
+            .create(
+                s,
+                os("new"),
+                0o644,
+                0,
+                OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
+                c,
+            )
             .map(drop),
     );
     ro(
@@ -864,7 +885,11 @@ fn read_only_view_refuses_every_mutation() {
         );
     }
     ro("setattr mode dir", h.view.setattr(s, &mode, None).map(drop));
-    for flags in [libc::O_WRONLY, libc::O_RDWR, libc::O_RDONLY | libc::O_TRUNC] {
+    for flags in [
+        OpenFlags::from_raw(libc::O_WRONLY),
+        OpenFlags::from_raw(libc::O_RDWR),
+        OpenFlags::from_raw(libc::O_RDONLY | libc::O_TRUNC),
+    ] {
         ro("open for write", h.view.open(tag, flags).map(drop));
     }
     // Reads still work, and an empty setattr is a getattr.
@@ -887,7 +912,7 @@ fn create_write_release_then_read_back() {
             os("new.txt"),
             0o666,
             0o022,
-            libc::O_WRONLY | libc::O_CREAT,
+            OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
             Caller::default(),
         )
         .unwrap();
@@ -916,7 +941,7 @@ fn create_exclusive_over_a_visible_name_is_exists() {
             os(name),
             0o644,
             0,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL),
             Caller::default(),
         );
         assert!(matches!(got, Err(FsError::Exists)), "{name}: {got:?}");
@@ -937,7 +962,7 @@ fn create_without_excl_over_a_blob_name_opens_it_and_refuses_writing() {
         os("config.json"),
         0o644,
         0,
-        libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+        OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC),
         Caller::default(),
     );
     assert!(matches!(got, Err(FsError::NotPermitted(_))), "{got:?}");
@@ -963,7 +988,7 @@ fn create_over_a_hidden_dangling_link_replaces_it() {
             os("dangling"),
             0o644,
             0,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL),
             Caller::default(),
         )
         .unwrap();
@@ -1349,7 +1374,7 @@ fn rename_of_a_directory_keeps_looked_up_children_reachable() {
             os("notes.txt"),
             0o644,
             0,
-            libc::O_WRONLY | libc::O_CREAT,
+            OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
             Caller::default(),
         )
         .unwrap();
@@ -1386,7 +1411,7 @@ fn rename_of_a_directory_to_another_parent_keeps_children_reachable() {
             os("notes.txt"),
             0o644,
             0,
-            libc::O_WRONLY | libc::O_CREAT,
+            OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
             Caller::default(),
         )
         .unwrap();
@@ -1436,7 +1461,7 @@ fn getattr_after_the_store_file_is_replaced_is_stale() {
     std::fs::rename(h.path("other"), h.path("CACHEDIR.TAG")).unwrap();
     assert!(matches!(h.view.getattr(tag, None), Err(FsError::Stale)));
     assert!(matches!(
-        h.view.open(tag, libc::O_RDONLY),
+        h.view.open(tag, OpenFlags::from_raw(libc::O_RDONLY)),
         Err(FsError::Stale)
     ));
     // A new lookup finds the new file under a new number.
@@ -1461,7 +1486,11 @@ fn getattr_after_the_store_file_is_deleted_is_stale_and_the_name_is_gone() {
 fn open_handle_keeps_reading_after_the_name_is_replaced() {
     let h = hub();
     let tag = h.ino("CACHEDIR.TAG");
-    let fh = h.view.open(tag, libc::O_RDONLY).unwrap().fh;
+    let fh = h
+        .view
+        .open(tag, OpenFlags::from_raw(libc::O_RDONLY))
+        .unwrap()
+        .fh;
     std::fs::write(h.path("other"), b"new").unwrap();
     std::fs::rename(h.path("other"), h.path("CACHEDIR.TAG")).unwrap();
     assert_eq!(h.view.read(fh, 0, 1000).unwrap(), TAG);
@@ -1489,7 +1518,11 @@ fn setattr_truncates_a_regular_file() {
     assert_eq!(ttl, Duration::from_secs(1));
     assert_eq!(std::fs::read(h.path("CACHEDIR.TAG")).unwrap(), &TAG[..3]);
     // Through an open writable handle too.
-    let fh = h.view.open(tag, libc::O_WRONLY).unwrap().fh;
+    let fh = h
+        .view
+        .open(tag, OpenFlags::from_raw(libc::O_WRONLY))
+        .unwrap()
+        .fh;
     let set = SetAttr {
         size: Some(1),
         ..Default::default()
@@ -1634,7 +1667,7 @@ fn create_over_a_hidden_ancestor_link_replaces_it() {
         os("up"),
         0o644,
         0,
-        libc::O_WRONLY | libc::O_CREAT,
+        OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
         Caller::default(),
     );
     let (entry, opened) = got.expect("lookup says `up` does not exist");
@@ -1656,7 +1689,7 @@ fn create_over_a_hidden_fifo_is_exists() {
         os("fifo"),
         0o644,
         0,
-        libc::O_WRONLY | libc::O_CREAT,
+        OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
         Caller::default(),
     );
     assert!(matches!(got, Err(FsError::Exists)), "{:?}", got.map(drop));
@@ -1669,7 +1702,7 @@ fn writability_of_a_file_does_not_depend_on_lookup_history() {
     let h = hub();
     symlink("CACHEDIR.TAG", h.path("tag-link")).unwrap();
     let tag = h.ino("CACHEDIR.TAG");
-    let open_for_write = || match h.view.open(tag, libc::O_WRONLY) {
+    let open_for_write = || match h.view.open(tag, OpenFlags::from_raw(libc::O_WRONLY)) {
         Ok(o) => {
             h.view.release(o.fh, None);
             Ok(())
@@ -1694,7 +1727,7 @@ fn a_blob_cannot_be_written_through_a_hard_link() {
         // The kernel forgets the inode; later the new name is looked up on its own.
         h.view.forget(config, 2);
         let copy = h.ino("copy");
-        if let Ok(o) = h.view.open(copy, libc::O_WRONLY) {
+        if let Ok(o) = h.view.open(copy, OpenFlags::from_raw(libc::O_WRONLY)) {
             let _ = h.view.write(o.fh, 0, b"XX");
             h.view.release(o.fh, None);
         }
@@ -1715,7 +1748,7 @@ fn hard_linked_file_survives_unlink_of_its_other_name() {
     // `ln a b; rm b; stat a`: the kernel still holds `a`'s dentry and asks for its inode.
     let got = h.view.getattr(tag, None);
     assert!(got.is_ok(), "{got:?}");
-    let h2 = h.view.open(tag, libc::O_RDONLY);
+    let h2 = h.view.open(tag, OpenFlags::from_raw(libc::O_RDONLY));
     assert!(h2.is_ok(), "{h2:?}");
 }
 
@@ -1767,7 +1800,7 @@ fn copies_hub(config: ViewConfig) -> (Hub, Vec<u8>) {
 impl Hub {
     /// Creates `name` in view directory `dir` and writes `chunks` at their offsets through one
     /// handle; returns the handle (not yet released).
-    fn write_open(&self, dir: Ino, name: &str, chunks: &[(u64, &[u8])]) -> u64 {
+    fn write_open(&self, dir: Ino, name: &str, chunks: &[(u64, &[u8])]) -> Fh {
         let (_, o) = self
             .view
             .create(
@@ -1775,7 +1808,7 @@ impl Hub {
                 os(name),
                 0o644,
                 0o022,
-                libc::O_WRONLY | libc::O_EXCL,
+                OpenFlags::from_raw(libc::O_WRONLY | libc::O_EXCL),
                 caller(),
             )
             .unwrap();
@@ -1816,7 +1849,10 @@ fn a_copy_of_a_blob_becomes_a_link_to_it_when_closed() {
     let fh = h.write_open(snap, "a.bin", &[(0, &a[..40_000]), (40_000, &a[40_000..])]);
     assert!(!h.is_link(&entry), "converted before it was closed");
     // A reader holding the copy open keeps its bytes across the replacement.
-    let reader = h.view.open(h.ino(&entry), libc::O_RDONLY).unwrap();
+    let reader = h
+        .view
+        .open(h.ino(&entry), OpenFlags::from_raw(libc::O_RDONLY))
+        .unwrap();
     h.view.release(fh, None);
     assert!(h.is_link(&entry));
     assert_eq!(h.view.read(reader.fh, 0, 1 << 20).unwrap(), a);
@@ -1855,7 +1891,7 @@ fn new_content_becomes_the_blob_the_hub_would_name() {
     // It is a blob now: immutable through the view, also through the inode the writer had.
     let ino = h.ino(&entry);
     assert!(matches!(
-        h.view.open(ino, libc::O_WRONLY),
+        h.view.open(ino, OpenFlags::from_raw(libc::O_WRONLY)),
         Err(FsError::NotPermitted(_))
     ));
     // trees/<commit>.json names the path by its sha256: that is the name.
@@ -1952,7 +1988,10 @@ fn a_file_is_converted_only_when_its_last_writer_closes() {
     let entry = format!("{CREPO}/snapshots/{C1}/a.bin");
     let first = h.write_open(snap, "a.bin", &[(0, &a[..1000])]);
     let ino = h.ino(&entry);
-    let second = h.view.open(ino, libc::O_WRONLY).unwrap();
+    let second = h
+        .view
+        .open(ino, OpenFlags::from_raw(libc::O_WRONLY))
+        .unwrap();
     h.view.write(second.fh, 1000, &a[1000..]).unwrap();
     h.view.release(first, None);
     assert!(
@@ -2082,4 +2121,34 @@ fn a_blob_that_links_into_the_shared_store_is_compared_byte_for_byte() {
     let qe = format!("{CREPO}/snapshots/{C1}/q.bin");
     assert!(!h.is_link(&qe), "linked to a blob with other bytes");
     assert_eq!(std::fs::read(h.path(&qe)).unwrap(), q);
+}
+
+/// A failed request names its object by the store path the inode reads (for a snapshot name,
+/// the blob behind it), while the kernel holds the inode; `fs_error!` asks for it only when
+/// the message is logged.
+#[test]
+fn failures_name_the_store_path_of_their_inode() {
+    let h = hub();
+    let s = snap_path();
+    let config = h.ino(&format!("{s}/config.json"));
+    let path = h.view.store_path(config).map(|p| p.to_string());
+    assert_eq!(path, Some(format!("/{REPO}/blobs/{E40}")));
+    let mut e = FsError::Stale.during("getattr", config);
+    crate::fs_error!(&h.view, &mut e);
+    assert_eq!(e.errno(), libc::ESTALE);
+    h.view.forget(config, h.lookups(config));
+    assert_eq!(h.view.store_path(config), None);
+}
+
+/// A symlink whose target leads back into a directory above it is `ELOOP`, as on Linux.
+#[test]
+fn a_symlink_into_a_loop_is_eloop() {
+    let h = hub();
+    let snap = h.ino(&snap_path());
+    let sub = h.view.lookup(snap, os("sub")).unwrap().attr.ino;
+    let got = h
+        .view
+        .symlink(sub, os("again"), Path::new(".."), Caller::default());
+    assert!(matches!(got, Err(FsError::Loop)), "{got:?}");
+    assert_eq!(FsError::Loop.errno(), libc::ELOOP);
 }

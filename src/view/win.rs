@@ -14,11 +14,12 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileTimes};
 use std::time::{Duration, SystemTime};
 
+use super::ids::{Fh, LockOwner};
 use super::{Attr, CacheView, Caller, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
-use crate::inode::{Ino, Key};
+use crate::inode::Ino;
 use crate::path::StorePath;
-use crate::resolve::LinkSource;
+use crate::resolve::{LinkSource, Resolver};
 use crate::store::{Kind, Meta, OFlags};
 
 /// Lock descriptors: none on Windows (see the module header).
@@ -27,7 +28,7 @@ pub struct LockFds;
 
 impl LockFds {
     /// Nothing to drop.
-    pub fn drop_owner(&self, _ino: Ino, _owner: u64) {}
+    pub fn drop_owner(&self, _ino: Ino, _owner: LockOwner) {}
     /// Nothing to drop.
     pub fn drop_inode(&self, _ino: Ino) {}
 }
@@ -165,13 +166,14 @@ impl CacheView {
     }
 
     /// Decides now whether removing `name` from view directory `parent` can succeed, as far
-    /// as anything but a race can tell: a read-only view, the kind, the store's answer to an
+    /// as anything but a race can tell: a read-only view, the kind, a directory's emptiness
+    /// (`rmdir`'s rule, [`CacheView::hidden_links_only`]), the store's answer to an
     /// open for deletion (access, sharing, a pending delete), and, for content that other
     /// names still reach through links, the right to create links in the store (re-pointing
     /// them needs it). Returns the handle opened for deletion: while it is open, nobody can
     /// open the entry in a way that would make the delete fail.
     pub fn decide_delete(&self, parent: Ino, name: &OsStr, is_dir: bool) -> FsResult<File> {
-        self.writable_view()?;
+        self.writable()?;
         let dir = self.dir_node(parent)?;
         self.check_reach(&dir)?;
         let path = dir.real.join(name).ok_or(FsError::Invalid)?;
@@ -192,6 +194,19 @@ impl CacheView {
             }
             _ => {}
         }
+        if is_dir {
+            // Empty as the view shows it (a link shown as a directory: its target), by
+            // `rmdir`'s rule, which the cleanup that deletes applies.
+            let shown = if link {
+                Resolver::new(&self.store)
+                    .resolve_link(&path)
+                    .map_err(|_| FsError::NotFound)?
+                    .path
+            } else {
+                path.clone()
+            };
+            self.hidden_links_only(&shown)?;
+        }
         Ok(self.store.open_for_delete(&path)?)
     }
 
@@ -199,7 +214,7 @@ impl CacheView {
     pub(super) fn chown_new(&self, _path: &StorePath, _kind: Kind, _caller: Caller) {}
 
     /// `fsync`/`fdatasync` of an open file.
-    pub fn fsync(&self, fh: u64, datasync: bool) -> FsResult<()> {
+    pub fn fsync(&self, fh: Fh, datasync: bool) -> FsResult<()> {
         let h = self.handles.file(fh).ok_or(FsError::BadHandle)?;
         let res = if datasync {
             h.file.sync_data()
@@ -210,20 +225,11 @@ impl CacheView {
     }
 
     /// Changes attributes (size and times; see the module header for mode and owner).
-    pub fn setattr(&self, ino: Ino, set: &SetAttr, fh: Option<u64>) -> FsResult<(Attr, Duration)> {
+    pub fn setattr(&self, ino: Ino, set: &SetAttr, fh: Option<Fh>) -> FsResult<(Attr, Duration)> {
         if set.is_empty() {
             return self.getattr(ino, fh);
         }
-        self.writable_view()?;
-        let node = self.node(ino)?;
-        if let Key::Detached(_) = node.key {
-            return Err(FsError::Stale);
-        }
-        if set.size.is_some() && node.immutable {
-            return Err(FsError::NotPermitted(
-                "blobs are immutable through the view; replace the name instead",
-            ));
-        }
+        let node = self.setattr_node(ino, set)?;
         if set.uid.is_some() || set.gid.is_some() {
             return Err(FsError::Unsupported);
         }
@@ -263,13 +269,5 @@ impl CacheView {
             None => Meta::of_fd(&own(OFlags::ATTRS)?)?,
         };
         Ok((self.attr(ino, &meta), self.attr_ttl(&meta, node.immutable)))
-    }
-
-    fn writable_view(&self) -> FsResult<()> {
-        if self.config.read_only {
-            Err(FsError::ReadOnly)
-        } else {
-            Ok(())
-        }
     }
 }

@@ -22,12 +22,15 @@ use rustix::fs::{Timespec, Timestamps};
 use crate::compat::{OsStrExt, libc};
 use crate::store::OFlags;
 
-use super::handles::{FileHandle, store_flags, wants_write};
+use super::handles::{FileHandle, store_flags};
+#[cfg(unix)]
+use super::ids::Fh;
+use super::ids::OpenFlags;
 #[cfg_attr(windows, allow(unused_imports))]
 use super::{CacheView, Caller, Entry, Opened, SetAttr, TimeSet};
 use crate::error::{FsError, FsResult};
 use crate::hub;
-use crate::inode::{Ino, Key};
+use crate::inode::{Ino, Key, Node};
 use crate::path::{StorePath, link_target, plain_link};
 use crate::resolve::{LinkSource, Odd, Resolver};
 use crate::store::{Kind, Meta};
@@ -35,7 +38,8 @@ use crate::store::{Kind, Meta};
 use crate::view::attr::{Attr, AttrKind};
 
 impl CacheView {
-    fn writable(&self) -> FsResult<()> {
+    /// Every mutation starts here: a read-only view refuses it (`EROFS`).
+    pub(super) fn writable(&self) -> FsResult<()> {
         if self.config.read_only {
             Err(FsError::ReadOnly)
         } else {
@@ -70,6 +74,44 @@ impl CacheView {
             Ok(_) | Err(FsError::NotFound) => Err(FsError::Exists),
             Err(e) => Err(e),
         }
+    }
+
+    /// The node a `setattr` of `ino` changes, after the rules every platform shares: the view
+    /// is writable, a name still leads to the node (else `ESTALE`), the caller may reach it,
+    /// and an immutable blob is never resized.
+    pub(super) fn setattr_node(&self, ino: Ino, set: &SetAttr) -> FsResult<Node> {
+        self.writable()?;
+        let node = self.node(ino)?;
+        if let Key::Detached(_) = node.key {
+            return Err(FsError::Stale);
+        }
+        self.check_reach(&node)?;
+        if set.size.is_some() && node.immutable {
+            return Err(FsError::NotPermitted(
+                "blobs are immutable through the view; replace the name instead",
+            ));
+        }
+        Ok(node)
+    }
+
+    /// Whether store directory `path` may be removed, by the one rule `rmdir` and a Windows
+    /// delete (`decide_delete`) share: an entry the view shows makes it not empty; links the
+    /// view hides do not exist for the client, so they do not — if the caller could remove
+    /// them (else the directory is not empty for them either). Returns those links, which
+    /// go with the directory.
+    pub(super) fn hidden_links_only(&self, path: &StorePath) -> FsResult<Vec<StorePath>> {
+        let mut hidden = Vec::new();
+        for e in self.store.read_dir(path)? {
+            match path.join(&e.name) {
+                Some(p) if self.is_hidden_link(path, &p) => hidden.push(p),
+                _ => return Err(FsError::NotEmpty),
+            }
+        }
+        for p in &hidden {
+            let meta = self.store.lstat(p)?;
+            self.check_delete(p, &meta).map_err(|_| FsError::NotEmpty)?;
+        }
+        Ok(hidden)
     }
 
     /// True if the store entry at `p` is a link the view hides (removable with its directory).
@@ -157,18 +199,18 @@ impl CacheView {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        flags: i32,
+        flags: OpenFlags,
         caller: Caller,
     ) -> FsResult<(Entry, Opened)> {
         self.writable()?;
         let path = self.child(parent, name)?;
         self.clear_hidden(parent, name, &path)
             .or_else(|e| match e {
-                FsError::Exists if flags & libc::O_EXCL == 0 => Ok(()),
+                FsError::Exists if !flags.exclusive() => Ok(()),
                 e => Err(e),
             })?;
         let base = store_flags(flags) | OFlags::CREATE;
-        let excl = flags & libc::O_EXCL != 0;
+        let excl = flags.exclusive();
         let perm = mode & 0o7777 & !umask;
         let fd = match self.store.open(&path, base | OFlags::EXCL, perm) {
             Ok(fd) => {
@@ -185,7 +227,7 @@ impl CacheView {
                     FsError::NotFound => FsError::Exists,
                     e => e,
                 })?;
-                let opened = self.open(entry.attr.ino, flags & !libc::O_CREAT);
+                let opened = self.open(entry.attr.ino, flags.without_create());
                 if opened.is_err() {
                     self.forget(entry.attr.ino, 1);
                 }
@@ -224,7 +266,7 @@ impl CacheView {
         let fh = self.handles.insert_file(FileHandle {
             ino,
             file: fd.into(),
-            writable: wants_write(flags) || flags & libc::O_ACCMODE != libc::O_RDONLY,
+            writable: flags.modifies(),
         });
         self.track_writes(ino, &path, true);
         Ok((
@@ -256,7 +298,7 @@ impl CacheView {
             name,
             mode,
             umask,
-            libc::O_WRONLY | libc::O_EXCL,
+            OpenFlags::from_raw(libc::O_WRONLY | libc::O_EXCL),
             caller,
         )?;
         self.release(opened.fh, None);
@@ -310,23 +352,7 @@ impl CacheView {
         }
         match self.store.rmdir(&path) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
-                // Links the view hides do not exist for the client, so they must not keep
-                // an otherwise empty directory alive — if the caller could remove them
-                // in the store; else the directory is not empty for them either.
-                let entries = self.store.read_dir(&path)?;
-                let hidden: Vec<StorePath> = entries
-                    .iter()
-                    .filter_map(|e| path.join(&e.name))
-                    .filter(|p| self.is_hidden_link(&path, p))
-                    .collect();
-                if hidden.len() != entries.len() {
-                    return Err(FsError::NotEmpty);
-                }
-                for p in &hidden {
-                    let meta = self.store.lstat(p)?;
-                    self.check_delete(p, &meta).map_err(|_| FsError::NotEmpty)?;
-                }
-                for p in &hidden {
+                for p in &self.hidden_links_only(&path)? {
                     log::info!("rmdir {path}: removing hidden link {p}");
                     self.store.unlink(p)?;
                 }
@@ -354,17 +380,16 @@ impl CacheView {
             .map_err(|_| FsError::CrossStore)?;
         // What the caller may not search, they learn nothing below (not even existence).
         self.check_search_along(&first)?;
-        let loop_err = || FsError::Store(std::io::Error::from_raw_os_error(libc::ELOOP));
         let target = Resolver::new(&self.store)
             .resolve_path(&first)
             .map_err(|odd| match odd {
                 Odd::Escapes => FsError::CrossStore,
-                Odd::Loop => loop_err(),
+                Odd::Loop => FsError::Loop,
                 _ => FsError::NotFound,
             })?;
         super::access::check_guards(&self.guards_of(&target.path)?)?;
         if target.meta.kind == Kind::Dir && self.table().is_view_loop(parent, &target.path) {
-            return Err(loop_err());
+            return Err(FsError::Loop);
         }
         // Stored so that every reader of the store, following it with the OS, reaches the
         // same target inside the store: the client's text when it is plain, else the
@@ -609,22 +634,12 @@ impl CacheView {
         &self,
         ino: Ino,
         set: &SetAttr,
-        fh: Option<u64>,
+        fh: Option<Fh>,
     ) -> FsResult<(Attr, std::time::Duration)> {
         if set.is_empty() {
             return self.getattr(ino, fh);
         }
-        self.writable()?;
-        let node = self.node(ino)?;
-        if let Key::Detached(_) = node.key {
-            return Err(FsError::Stale);
-        }
-        self.check_reach(&node)?;
-        if set.size.is_some() && node.immutable {
-            return Err(FsError::NotPermitted(
-                "blobs are immutable through the view; replace the name instead",
-            ));
-        }
+        let node = self.setattr_node(ino, set)?;
         // A truncation must not interleave with a copy becoming a link (`copies`).
         let _names = set.size.map(|_| self.copies.name_lock());
         if set.size.is_some() {

@@ -64,7 +64,9 @@ fn xsym_names_show_as_the_blob() {
         (blob.ino, blob.ino),
         "one inode for all names"
     );
-    let h = view.open(a.ino, libc::O_RDONLY).unwrap();
+    let h = view
+        .open(a.ino, OpenFlags::from_raw(libc::O_RDONLY))
+        .unwrap();
     assert!(h.keep_cache, "reached through a link: an immutable blob");
     assert_eq!(view.read(h.fh, 0, 100).unwrap(), b"blob bytes");
     view.release(h.fh, None);
@@ -147,7 +149,9 @@ fn unlinking_the_blob_keeps_it_for_its_xsym_names() {
         b"blob bytes"
     );
     let tok = walk(&view, &format!("{REPO}/snapshots/c/sub/tok.json")).unwrap();
-    let h = view.open(tok.attr.ino, libc::O_RDONLY).unwrap();
+    let h = view
+        .open(tok.attr.ino, OpenFlags::from_raw(libc::O_RDONLY))
+        .unwrap();
     assert_eq!(view.read(h.fh, 0, 100).unwrap(), b"blob bytes");
     view.release(h.fh, None);
 }
@@ -165,7 +169,7 @@ fn creating_over_a_hidden_xsym_link_replaces_it() {
             OsStr::new("dangling"),
             0o644,
             0,
-            libc::O_WRONLY,
+            OpenFlags::from_raw(libc::O_WRONLY),
             Caller::default(),
         )
         .unwrap();
@@ -174,7 +178,9 @@ fn creating_over_a_hidden_xsym_link_replaces_it() {
     // The name now holds the new bytes (as a file, or as a link to a blob of them once the
     // copy is deduplicated), seen through the view and no longer the dangling link's text.
     let e = walk(&view, &format!("{REPO}/snapshots/c/dangling")).unwrap();
-    let h = view.open(e.attr.ino, libc::O_RDONLY).unwrap();
+    let h = view
+        .open(e.attr.ino, OpenFlags::from_raw(libc::O_RDONLY))
+        .unwrap();
     assert_eq!(view.read(h.fh, 0, 100).unwrap(), b"new");
     view.release(h.fh, None);
     let p = dir.path().join(REPO).join("snapshots/c/dangling");

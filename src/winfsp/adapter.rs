@@ -1,7 +1,7 @@
 //! The WinFsp adapter: path-based WinFsp requests onto the inode-based view.
 //!
-//! Thin by design: each request walks its path through [`CacheView::lookup`] (with the
-//! case rule of [`super::names`]), calls one view operation, and translates the answer with
+//! Thin by design: each request walks its path (`walk`) through [`CacheView::lookup`] (with
+//! the case rule of [`super::names`]), calls one view operation, and translates the answer with
 //! [`super::attrs`] and [`super::status`]. Invariants:
 //! - every lookup the adapter makes is forgotten again: a walk keeps one lookup of its final
 //!   entry, which an open file context owns until `close` (or the walk cache of one request,
@@ -19,35 +19,26 @@
 //!   symlink a client creates (WinFsp's driver checks its right) becomes a link in the store
 //!   and shows as its target;
 //! - no panics on request paths: every error becomes an NTSTATUS, the store's own where it
-//!   has one ([`crate::store::last_status`]).
+//!   has one ([`crate::store::last_status`]), and is logged with its operation and object
+//!   through [`crate::fs_error!`], as the FUSE adapter logs its own.
 
-use std::cell::RefCell;
-use std::ffi::{OsStr, OsString, c_void};
-use std::path::Path;
+use std::ffi::c_void;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
 
 use winfsp::filesystem::{
-    DirBuffer, DirInfo, DirMarker, FileInfo, FileSecurity, FileSystemContext,
-    ModificationDescriptor, OpenFileInfo, VolumeInfo, WideNameInfo,
+    DirBuffer, DirMarker, FileInfo, FileSecurity, FileSystemContext, ModificationDescriptor,
+    OpenFileInfo, VolumeInfo,
 };
-use winfsp::host::{FileSystemHost, VolumeParams};
 use winfsp::{FspError, U16CStr};
 
-use super::{attrs, names, pattern, status};
+use super::{attrs, names, status};
 use crate::compat::libc;
-use crate::config::MountConfig;
-use crate::error::{FsError, FsResult};
+use crate::error::{FsError, FsResult, OpError};
+use crate::fs_error;
 use crate::inode::{Ino, ROOT_INO};
-use crate::store::{Store, last_status};
-use crate::view::{Attr, AttrKind, CacheView, Caller, Entry, SetAttr, TimeSet};
-
-/// What `hfcachefs mount` needs on Windows beyond the view's configuration.
-#[derive(Clone, Debug, Default)]
-pub struct MountOptions {
-    /// Log WinFsp's own debug output.
-    pub debug: bool,
-}
+use crate::store::last_status;
+use crate::view::{Attr, AttrKind, CacheView, Caller, Entry, Fh, OpenFlags, SetAttr, TimeSet};
 
 const STATUS_BUFFER_OVERFLOW: i32 = 0x8000_0005u32 as i32;
 const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
@@ -76,6 +67,15 @@ fn fsp(e: FsError) -> FspError {
     }
 }
 
+impl HfFs {
+    /// A failed request: logged through [`fs_error!`] (with its object's store path), and
+    /// answered with [`fsp`]'s NTSTATUS.
+    fn fail(&self, mut e: OpError) -> FspError {
+        fs_error!(&self.view, &mut e);
+        fsp(e.error)
+    }
+}
+
 fn nt(s: i32) -> FspError {
     FspError::NTSTATUS(s)
 }
@@ -89,8 +89,8 @@ fn begin() {
 pub struct FileCtx {
     ino: Ino,
     is_dir: bool,
-    fh: Option<u64>,
-    dir_fh: Mutex<Option<u64>>,
+    fh: Option<Fh>,
+    dir_fh: Mutex<Option<Fh>>,
     dir_buffer: DirBuffer,
     /// Opened for reading only although writing was granted: the object allows no more (an
     /// immutable blob). Writes through it fail; everything else works.
@@ -105,7 +105,7 @@ pub struct FileCtx {
 }
 
 impl FileCtx {
-    fn new(ino: Ino, is_dir: bool, fh: Option<u64>, dir_fh: Option<u64>) -> FileCtx {
+    fn new(ino: Ino, is_dir: bool, fh: Option<Fh>, dir_fh: Option<Fh>) -> FileCtx {
         FileCtx {
             ino,
             is_dir,
@@ -120,7 +120,7 @@ impl FileCtx {
     }
 
     /// The view's file handle, while it is open.
-    fn fh(&self) -> Option<u64> {
+    fn fh(&self) -> Option<Fh> {
         self.fh.filter(|_| !self.released.load(Ordering::Relaxed))
     }
 }
@@ -129,7 +129,7 @@ impl FileCtx {
 static NEXT_FS_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The file system: a view and the security descriptor every entry carries.
-pub struct HfFs {
+pub(crate) struct HfFs {
     view: CacheView,
     read_only: bool,
     sd: Vec<u8>,
@@ -139,27 +139,8 @@ pub struct HfFs {
     generation: AtomicU64,
 }
 
-/// A walked path: its final entry (one lookup held), the parent, and the store names.
-struct Walked {
-    parent: Ino,
-    entry: Entry,
-    names: Vec<OsString>,
-}
-
-/// A walk kept for the next callback of the same request (see the module header).
-struct CachedWalk {
-    fs: u64,
-    generation: u64,
-    path: Vec<u16>,
-    walked: Walked,
-}
-
-thread_local! {
-    static LAST_WALK: RefCell<Option<CachedWalk>> = const { RefCell::new(None) };
-}
-
 impl HfFs {
-    fn new(view: CacheView, read_only: bool, sd: Vec<u8>) -> HfFs {
+    pub(crate) fn new(view: CacheView, read_only: bool, sd: Vec<u8>) -> HfFs {
         HfFs {
             view,
             read_only,
@@ -178,7 +159,7 @@ impl HfFs {
         fi.last_access_time = attrs::filetime(a.atime);
         fi.last_write_time = attrs::filetime(a.mtime);
         fi.change_time = attrs::filetime(a.ctime);
-        fi.index_number = a.ino;
+        fi.index_number = a.ino.0;
         fi.hard_links = 0;
         fi.ea_size = 0;
     }
@@ -187,187 +168,6 @@ impl HfFs {
     fn changed(&self) {
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.drop_cached_walk();
-    }
-
-    /// Keeps `walked` for the next callback of this request on this thread.
-    fn keep_walk(&self, path: &U16CStr, walked: Walked) {
-        let old = LAST_WALK.with(|c| {
-            c.borrow_mut().replace(CachedWalk {
-                fs: self.id,
-                generation: self.generation.load(Ordering::Relaxed),
-                path: path.as_slice().to_vec(),
-                walked,
-            })
-        });
-        if let Some(old) = old {
-            self.forget_cached(old);
-        }
-    }
-
-    /// The walk kept for `path` by this request, if any (the cache is emptied either way).
-    fn take_walk(&self, path: &U16CStr) -> Option<Walked> {
-        let cached = LAST_WALK.with(|c| c.borrow_mut().take())?;
-        if cached.fs == self.id
-            && cached.generation == self.generation.load(Ordering::Relaxed)
-            && cached.path == path.as_slice()
-        {
-            return Some(cached.walked);
-        }
-        self.forget_cached(cached);
-        None
-    }
-
-    fn drop_cached_walk(&self) {
-        if let Some(old) = LAST_WALK.with(|c| c.borrow_mut().take()) {
-            self.forget_cached(old);
-        }
-    }
-
-    fn forget_cached(&self, old: CachedWalk) {
-        // A walk of another file system (tests) belongs to that one's table: only ours is
-        // forgotten here; the other's lookup just stays counted.
-        if old.fs == self.id {
-            self.release_entry(&old.walked.entry);
-        }
-    }
-
-    /// Visible names of view directory `dir`.
-    fn list(&self, dir: Ino) -> FsResult<Vec<OsString>> {
-        let fh = self.view.opendir(dir)?;
-        let mut out = Vec::new();
-        let res = self.view.readdir(fh, 0, |e| {
-            if e.name != "." && e.name != ".." {
-                out.push(e.name);
-            }
-            false
-        });
-        self.view.releasedir(fh);
-        res.map(|()| out)
-    }
-
-    /// Looks `name` up in `dir` by the case rule, in the store's spelling: the exact name if
-    /// the store has it, else the ordinal-first name with the same upper case; a candidate
-    /// the view hides gives way to the next. One directory query for the spellings (never a
-    /// listing), then one view lookup. One lookup held on success.
-    fn lookup(&self, dir: Ino, name: &str) -> FsResult<(Entry, OsString)> {
-        let spellings: Vec<String> = self
-            .view
-            .spellings(dir, OsStr::new(name))?
-            .into_iter()
-            .filter_map(|n| n.into_string().ok())
-            .collect();
-        let found = names::case_candidates(name, spellings.iter().map(String::as_str));
-        for real in found {
-            match self.view.lookup(dir, OsStr::new(real)) {
-                Ok(e) => return Ok((e, real.into())),
-                Err(FsError::NotFound) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(FsError::NotFound)
-    }
-
-    /// Walks a WinFsp path from the root. A missing component or a file before the last
-    /// component is `STATUS_OBJECT_PATH_NOT_FOUND`, as on NTFS; the last one missing is
-    /// `STATUS_OBJECT_NAME_NOT_FOUND`.
-    fn walk(&self, path: &U16CStr) -> winfsp::Result<Walked> {
-        let path = path.to_string_lossy();
-        let comps = names::components(&path);
-        let mut parent = ROOT_INO;
-        let mut held: Option<Entry> = None;
-        let mut found = Vec::new();
-        for (i, c) in comps.iter().enumerate() {
-            let last = i + 1 == comps.len();
-            let dir = held.as_ref().map_or(ROOT_INO, |e| e.attr.ino);
-            if let Some(e) = &held
-                && e.attr.kind != AttrKind::Dir
-            {
-                self.release_entry(e);
-                return Err(nt(status::STATUS_OBJECT_PATH_NOT_FOUND));
-            }
-            let res = self.lookup(dir, c);
-            if let Some(e) = held.take() {
-                self.release_entry(&e);
-            }
-            let (e, real) = match res {
-                Ok(x) => x,
-                Err(FsError::NotFound | FsError::NotDir) if !last => {
-                    last_status::clear();
-                    return Err(nt(status::STATUS_OBJECT_PATH_NOT_FOUND));
-                }
-                Err(e) => return Err(fsp(e)),
-            };
-            parent = dir;
-            found.push(real);
-            held = Some(e);
-        }
-        let entry = match held {
-            Some(e) => e,
-            None => {
-                let (attr, ttl) = self.view.getattr(ROOT_INO, None).map_err(fsp)?;
-                Entry {
-                    attr,
-                    attr_ttl: ttl,
-                    entry_ttl: ttl,
-                }
-            }
-        };
-        Ok(Walked {
-            parent,
-            entry,
-            names: found,
-        })
-    }
-
-    /// The walk of `path`: the one this request's access check made, else a new one.
-    fn walk_once(&self, path: &U16CStr) -> winfsp::Result<Walked> {
-        match self.take_walk(path) {
-            Some(w) => Ok(w),
-            None => self.walk(path),
-        }
-    }
-
-    /// The parent directory of a WinFsp path (one lookup held unless it is the root) and
-    /// the final store name, as given (mapped back from its Windows form). A parent that is
-    /// missing or not a directory is `STATUS_OBJECT_PATH_NOT_FOUND`.
-    fn walk_parent(&self, path: &U16CStr) -> winfsp::Result<(Ino, OsString)> {
-        let s = path.to_string_lossy();
-        let (dir, name) = match s.rfind('\\') {
-            Some(i) => (&s[..i], &s[i + 1..]),
-            None => ("", s.as_str()),
-        };
-        if name.is_empty() {
-            return Err(fsp(FsError::Invalid));
-        }
-        let name = OsString::from(names::from_windows(name).into_owned());
-        if dir.is_empty() {
-            return Ok((ROOT_INO, name));
-        }
-        let wdir = winfsp::U16CString::from_str_truncate(dir);
-        let w = match self.walk_once(&wdir) {
-            Ok(w) => w,
-            Err(e) if e.to_ntstatus() == status::STATUS_OBJECT_NAME_NOT_FOUND => {
-                return Err(nt(status::STATUS_OBJECT_PATH_NOT_FOUND));
-            }
-            Err(e) => return Err(e),
-        };
-        if w.entry.attr.kind != AttrKind::Dir {
-            self.release_entry(&w.entry);
-            return Err(nt(status::STATUS_OBJECT_PATH_NOT_FOUND));
-        }
-        Ok((w.entry.attr.ino, name))
-    }
-
-    fn release_parent(&self, ino: Ino) {
-        if ino != ROOT_INO {
-            self.view.forget(ino, 1);
-        }
-    }
-
-    fn release_entry(&self, e: &Entry) {
-        if e.attr.ino != ROOT_INO {
-            self.view.forget(e.attr.ino, 1);
-        }
     }
 
     fn copy_sd(&self, buf: Option<&mut [c_void]>) -> winfsp::Result<u64> {
@@ -415,8 +215,8 @@ impl HfFs {
         let flags = attrs::open_flags(granted_access);
         match self.view.open(ino, flags) {
             Ok(o) => Ok(FileCtx::new(ino, false, Some(o.fh), None)),
-            Err(FsError::NotPermitted(_) | FsError::ReadOnly) if flags != libc::O_RDONLY => {
-                let o = self.view.open(ino, libc::O_RDONLY)?;
+            Err(FsError::NotPermitted(_) | FsError::ReadOnly) if flags.writes() => {
+                let o = self.view.open(ino, OpenFlags::READ)?;
                 let mut ctx = FileCtx::new(ino, false, Some(o.fh), None);
                 ctx.read_only = true;
                 Ok(ctx)
@@ -428,7 +228,7 @@ impl HfFs {
     /// Takes the hub's lock in the store for a handle opened for writing on a hub lock file
     /// (see [`CacheView::hub_lock`]); on refusal the context is closed again.
     fn with_hub_lock(&self, ctx: FileCtx, granted_access: u32) -> FsResult<FileCtx> {
-        if ctx.is_dir || attrs::open_flags(granted_access) == libc::O_RDONLY {
+        if ctx.is_dir || !attrs::open_flags(granted_access).writes() {
             return Ok(ctx);
         }
         match self.view.hub_lock(ctx.ino) {
@@ -447,7 +247,7 @@ impl HfFs {
 
     /// The directory handle of a directory context, opened on first use (an open for
     /// attributes does not list).
-    fn dir_handle(&self, ctx: &FileCtx) -> FsResult<u64> {
+    fn dir_handle(&self, ctx: &FileCtx) -> FsResult<Fh> {
         let mut slot = ctx.dir_fh.lock().unwrap_or_else(|e| e.into_inner());
         match *slot {
             Some(fh) => Ok(fh),
@@ -460,7 +260,7 @@ impl HfFs {
     }
 
     /// Why a write through `ctx` is refused before it reaches the view, if it is.
-    fn refuse_write(&self, ctx: &FileCtx) -> winfsp::Result<u64> {
+    fn refuse_write(&self, ctx: &FileCtx) -> winfsp::Result<Fh> {
         if ctx.read_only {
             return Err(nt(if self.read_only {
                 status::STATUS_MEDIA_WRITE_PROTECTED
@@ -524,7 +324,7 @@ impl FileSystemContext for HfFs {
             Ok(c) => c,
             Err(e) => {
                 self.release_entry(&w.entry);
-                return Err(fsp(e));
+                return Err(self.fail(e.during("open", w.entry.attr.ino)));
             }
         };
         self.fill(file_info.as_mut(), &w.entry.attr);
@@ -584,7 +384,7 @@ impl FileSystemContext for HfFs {
             Err(FsError::NotFound) => last_status::clear(),
             Err(e) => {
                 self.release_parent(parent);
-                return Err(fsp(e));
+                return Err(self.fail(e.during("create", parent).name(&name)));
             }
         }
         let dir = attrs::wants_directory(create_options);
@@ -599,7 +399,7 @@ impl FileSystemContext for HfFs {
                     fh.map(|fh| (e, None, Some(fh)))
                 })
         } else {
-            let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+            let flags = OpenFlags::from_raw(libc::O_RDWR | libc::O_CREAT | libc::O_EXCL);
             self.view
                 .create(
                     parent,
@@ -612,7 +412,8 @@ impl FileSystemContext for HfFs {
                 .map(|(e, o)| (e, Some(o.fh), None))
         };
         self.release_parent(parent);
-        let (entry, fh, dir_fh) = made.map_err(fsp)?;
+        let (entry, fh, dir_fh) =
+            made.map_err(|e| self.fail(e.during("create", parent).name(&name)))?;
         self.changed();
         let ctx = match self.with_hub_lock(
             FileCtx::new(entry.attr.ino, dir, fh, dir_fh),
@@ -624,7 +425,7 @@ impl FileSystemContext for HfFs {
                     self.view.releasedir(d);
                 }
                 self.release_entry(&entry);
-                return Err(fsp(e));
+                return Err(self.fail(e.during("create", entry.attr.ino)));
             }
         };
         self.fill(file_info.as_mut(), &entry.attr);
@@ -680,16 +481,22 @@ impl FileSystemContext for HfFs {
         let Some(ctx) = ctx else { return Ok(()) };
         begin();
         if let Some(fh) = ctx.fh() {
-            self.view.fsync(fh, false).map_err(fsp)?;
+            self.view
+                .fsync(fh, false)
+                .map_err(|e| self.fail(e.during("flush", ctx.ino)))?;
         }
-        let a = self.attr_of(ctx).map_err(fsp)?;
+        let a = self
+            .attr_of(ctx)
+            .map_err(|e| self.fail(e.during("flush", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(())
     }
 
     fn get_file_info(&self, ctx: &FileCtx, file_info: &mut FileInfo) -> winfsp::Result<()> {
         begin();
-        let a = self.attr_of(ctx).map_err(fsp)?;
+        let a = self
+            .attr_of(ctx)
+            .map_err(|e| self.fail(e.during("get_file_info", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(())
     }
@@ -723,7 +530,10 @@ impl FileSystemContext for HfFs {
             size: Some(0),
             ..SetAttr::default()
         };
-        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
+        let (a, _) = self
+            .view
+            .setattr(ctx.ino, &set, ctx.fh())
+            .map_err(|e| self.fail(e.during("overwrite", ctx.ino)))?;
         self.changed();
         self.fill(file_info, &a);
         Ok(())
@@ -736,63 +546,7 @@ impl FileSystemContext for HfFs {
         marker: DirMarker,
         buffer: &mut [u8],
     ) -> winfsp::Result<u32> {
-        if !ctx.is_dir {
-            return Err(nt(status::STATUS_NOT_A_DIRECTORY));
-        }
-        begin();
-        let dir_fh = self.dir_handle(ctx).map_err(fsp)?;
-        if let Ok(lock) = ctx.dir_buffer.acquire(marker.is_none(), None) {
-            let pattern = pattern.map(|p| p.to_string_lossy());
-            let mut entries: Vec<(String, Attr)> = Vec::new();
-            if ctx.ino != ROOT_INO {
-                let a = self.attr_of(ctx).map_err(fsp)?;
-                entries.push((".".into(), a.clone()));
-                entries.push(("..".into(), a));
-            }
-            let mut listed: Vec<(OsString, Attr)> = Vec::new();
-            self.view
-                .readdirplus(dir_fh, 0, |name, _off, e| {
-                    if name != "." && name != ".." {
-                        listed.push((name.to_os_string(), e.attr.clone()));
-                        self.view.forget(e.attr.ino, 1);
-                    }
-                    false
-                })
-                .map_err(fsp)?;
-            let strs: Vec<String> = listed
-                .iter()
-                .map(|(n, _)| n.to_string_lossy().into_owned())
-                .collect();
-            let refs: Vec<&str> = strs.iter().map(String::as_str).collect();
-            let shown = names::shown_in_listing(&refs);
-            for ((name, attr), show) in strs
-                .iter()
-                .zip(listed.into_iter().map(|(_, a)| a))
-                .zip(shown)
-            {
-                if !show {
-                    log::debug!("listing: {name:?} hidden behind a name that differs only in case");
-                    continue;
-                }
-                entries.push((names::to_windows(name).into_owned(), attr));
-            }
-            for (name, attr) in entries {
-                if let Some(p) = &pattern
-                    && name != "."
-                    && name != ".."
-                    && !pattern::matches(p, &name)
-                {
-                    continue;
-                }
-                let mut di: DirInfo = DirInfo::new();
-                if di.set_name(OsStr::new(&name)).is_err() {
-                    continue; // longer than a WinFsp name buffer: not listable
-                }
-                self.fill(di.file_info_mut(), &attr);
-                lock.write(&mut di)?;
-            }
-        }
-        Ok(ctx.dir_buffer.read(marker, buffer))
+        self.list_into(ctx, pattern, marker, buffer)
     }
 
     fn rename(
@@ -802,73 +556,7 @@ impl FileSystemContext for HfFs {
         new_file_name: &U16CStr,
         replace_if_exists: bool,
     ) -> winfsp::Result<()> {
-        begin();
-        // The access check of the new name may have kept a walk: not ours to use.
-        self.drop_cached_walk();
-        let (from_dir, from_name) = self.walk_parent(file_name)?;
-        let (source, from_real) = match self.lookup(from_dir, &from_name.to_string_lossy()) {
-            Ok(x) => x,
-            Err(e) => {
-                self.release_parent(from_dir);
-                return Err(fsp(e));
-            }
-        };
-        let (to_dir, to_name) = match self.walk_parent(new_file_name) {
-            Ok(x) => x,
-            Err(e) => {
-                self.release_entry(&source);
-                self.release_parent(from_dir);
-                return Err(e);
-            }
-        };
-        let release = || {
-            self.release_entry(&source);
-            self.release_parent(from_dir);
-            self.release_parent(to_dir);
-        };
-        // The case rule for the target: a name the store has in another case is that name
-        // (refused without replace; replaced, keeping its spelling, with it) — unless it is
-        // the source itself (a rename that only changes case).
-        let mut target = to_name.clone();
-        match self.lookup(to_dir, &to_name.to_string_lossy()) {
-            Ok((e, real)) => {
-                let is_source = self.view.same_store_entry(e.attr.ino, source.attr.ino);
-                self.release_entry(&e);
-                if !is_source {
-                    target = real;
-                }
-            }
-            Err(FsError::NotFound) => last_status::clear(),
-            Err(e) => {
-                release();
-                return Err(fsp(e));
-            }
-        }
-        // Windows' `os.rename` never replaces; the hub's download ends with one onto its
-        // blob, which on Linux replaces a blob another machine stored meanwhile.
-        let download = !replace_if_exists
-            && self
-                .view
-                .is_blob_download(from_dir, &from_real, to_dir, &target);
-        let flags = if replace_if_exists || download {
-            0
-        } else {
-            libc::RENAME_NOREPLACE
-        };
-        let mut res = self
-            .view
-            .rename(from_dir, &from_real, to_dir, &target, flags);
-        if download && matches!(res, Err(FsError::Store(_))) {
-            // The blob is in use (a reader holds it open): done if it has these bytes.
-            match self.view.settle_blob_download(to_dir, &from_real, &target) {
-                Ok(true) => res = Ok(()),
-                Ok(false) => {}
-                Err(e) => log::debug!("blob download: comparing with the blob: {e}"),
-            }
-        }
-        release();
-        self.changed();
-        res.map_err(fsp)
+        self.rename_path(file_name, new_file_name, replace_if_exists)
     }
 
     fn set_basic_info(
@@ -887,7 +575,10 @@ impl FileSystemContext for HfFs {
             mtime: attrs::from_filetime(last_write_time).map(TimeSet::At),
             ..SetAttr::default()
         };
-        let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
+        let (a, _) = self
+            .view
+            .setattr(ctx.ino, &set, ctx.fh())
+            .map_err(|e| self.fail(e.during("set_basic_info", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(())
     }
@@ -904,14 +595,9 @@ impl FileSystemContext for HfFs {
             return Ok(());
         }
         begin();
-        if self.read_only {
-            return Err(fsp(FsError::ReadOnly));
-        }
-        if ctx.is_dir && !self.list(ctx.ino).map_err(fsp)?.is_empty() {
-            return Err(fsp(FsError::NotEmpty));
-        }
         // Everything that can refuse the delete answers now, while the client can still be
-        // told; the cleanup that deletes only carries it out.
+        // told (the view decides: a read-only view, a directory not empty, …); the cleanup
+        // that deletes only carries it out.
         let (parent, name) = self.walk_parent(file_name)?;
         let decided = match self.lookup(parent, &name.to_string_lossy()) {
             Ok((e, real)) => {
@@ -921,7 +607,7 @@ impl FileSystemContext for HfFs {
             Err(e) => Err(e),
         };
         self.release_parent(parent);
-        *held = Some(decided.map_err(fsp)?);
+        *held = Some(decided.map_err(|e| self.fail(e.during("set_delete", ctx.ino)))?);
         Ok(())
     }
 
@@ -941,11 +627,16 @@ impl FileSystemContext for HfFs {
                 size: Some(new_size),
                 ..SetAttr::default()
             };
-            let (a, _) = self.view.setattr(ctx.ino, &set, ctx.fh()).map_err(fsp)?;
+            let (a, _) = self
+                .view
+                .setattr(ctx.ino, &set, ctx.fh())
+                .map_err(|e| self.fail(e.during("set_file_size", ctx.ino)))?;
             self.fill(file_info, &a);
             return Ok(());
         }
-        let a = self.attr_of(ctx).map_err(fsp)?;
+        let a = self
+            .attr_of(ctx)
+            .map_err(|e| self.fail(e.during("set_file_size", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(())
     }
@@ -960,7 +651,10 @@ impl FileSystemContext for HfFs {
             })
         })?;
         let len = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
-        let data = self.view.read(fh, offset, len).map_err(fsp)?;
+        let data = self
+            .view
+            .read(fh, offset, len)
+            .map_err(|e| self.fail(e.during("read", ctx.ino)))?;
         if data.is_empty() && !buffer.is_empty() {
             return Err(nt(status::STATUS_END_OF_FILE));
         }
@@ -985,7 +679,11 @@ impl FileSystemContext for HfFs {
         // The size is needed before the write only to place or bound it: one stat per
         // write otherwise (the one that reports the new size).
         let size = if write_to_eof || constrained_io {
-            Some(self.attr_of(ctx).map_err(fsp)?.size)
+            Some(
+                self.attr_of(ctx)
+                    .map_err(|e| self.fail(e.during("write", ctx.ino)))?
+                    .size,
+            )
         } else {
             None
         };
@@ -996,15 +694,22 @@ impl FileSystemContext for HfFs {
         let mut data = buffer;
         if let (true, Some(size)) = (constrained_io, size) {
             if offset >= size {
-                let a = self.attr_of(ctx).map_err(fsp)?;
+                let a = self
+                    .attr_of(ctx)
+                    .map_err(|e| self.fail(e.during("write", ctx.ino)))?;
                 self.fill(file_info, &a);
                 return Ok(0);
             }
             let room = usize::try_from(size - offset).unwrap_or(usize::MAX);
             data = &data[..data.len().min(room)];
         }
-        let n = self.view.write(fh, offset, data).map_err(fsp)?;
-        let a = self.attr_of(ctx).map_err(fsp)?;
+        let n = self
+            .view
+            .write(fh, offset, data)
+            .map_err(|e| self.fail(e.during("write", ctx.ino)))?;
+        let a = self
+            .attr_of(ctx)
+            .map_err(|e| self.fail(e.during("write", ctx.ino)))?;
         self.fill(file_info, &a);
         Ok(n)
     }
@@ -1020,83 +725,7 @@ impl FileSystemContext for HfFs {
         file_name: &U16CStr,
         buffer: &[u8],
     ) -> winfsp::Result<()> {
-        begin();
-        let text = match crate::links::reparse::parse(buffer) {
-            Some(crate::links::reparse::Reparse::Link(l))
-                if crate::links::reparse::tag(buffer)
-                    == Some(crate::links::reparse::IO_REPARSE_TAG_SYMLINK)
-                    && !l.absolute =>
-            {
-                l.text
-            }
-            // Junctions, absolute targets (another drive, a UNC path) and other kinds are
-            // not links the store can keep for every machine.
-            _ => return Err(nt(status::STATUS_IO_REPARSE_TAG_NOT_HANDLED)),
-        };
-        let text = String::from_utf8_lossy(&text)
-            .split('\\')
-            .map(|c| names::from_windows(c).into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
-        let a = self.attr_of(ctx).map_err(fsp)?;
-        let empty = if ctx.is_dir {
-            self.list(ctx.ino).map_err(fsp)?.is_empty()
-        } else {
-            a.size == 0
-        };
-        if !empty {
-            return Err(nt(if ctx.is_dir {
-                status::STATUS_DIRECTORY_NOT_EMPTY
-            } else {
-                status::STATUS_IO_REPARSE_DATA_INVALID
-            }));
-        }
-        let (parent, name) = self.walk_parent(file_name)?;
-        // The client's own handle on the entry must not keep its name alive (stores without
-        // POSIX deletes remove a name at its last close): the context reads nothing more.
-        if let Some(fh) = ctx.fh()
-            && !ctx.released.swap(true, Ordering::Relaxed)
-        {
-            self.view.release(fh, None);
-        }
-        let res = self
-            .lookup(parent, &name.to_string_lossy())
-            .and_then(|(e, real)| {
-                self.release_entry(&e);
-                if ctx.is_dir {
-                    self.view.rmdir(parent, &real)?;
-                } else {
-                    self.view.unlink(parent, &real)?;
-                }
-                let made = self
-                    .view
-                    .symlink(parent, &real, Path::new(&text), Caller::default());
-                if made.is_err() {
-                    // Put back what the client created, so its own clean-up finds it.
-                    let back = if ctx.is_dir {
-                        self.view
-                            .mkdir(parent, &real, attrs::new_mode(true), 0, Caller::default())
-                    } else {
-                        self.view.mknod(
-                            parent,
-                            &real,
-                            libc::S_IFREG | attrs::new_mode(false),
-                            0,
-                            Caller::default(),
-                        )
-                    };
-                    if let Ok(e) = back {
-                        self.release_entry(&e);
-                    }
-                }
-                made
-            });
-        self.release_parent(parent);
-        self.changed();
-        let entry = res.map_err(fsp)?;
-        // The link's transient entry holds one lookup, as a reply to the kernel would.
-        self.view.forget(entry.attr.ino, 1);
-        Ok(())
+        self.store_link(ctx, file_name, buffer)
     }
 
     fn get_reparse_point(
@@ -1129,7 +758,10 @@ impl FileSystemContext for HfFs {
 
     fn get_volume_info(&self, out: &mut VolumeInfo) -> winfsp::Result<()> {
         begin();
-        let s = self.view.statfs().map_err(fsp)?;
+        let s = self
+            .view
+            .statfs()
+            .map_err(|e| self.fail(e.during("statfs", None)))?;
         let unit = u64::from(s.frsize.max(1));
         out.total_size = s.blocks.saturating_mul(unit);
         out.free_size = s.bavail.saturating_mul(unit);
@@ -1138,319 +770,12 @@ impl FileSystemContext for HfFs {
     }
 }
 
-#[allow(non_snake_case)]
-mod ffi {
-    use std::ffi::c_void;
-
-    #[link(name = "advapi32")]
-    unsafe extern "system" {
-        pub fn ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            StringSecurityDescriptor: *const u16,
-            StringSDRevision: u32,
-            SecurityDescriptor: *mut *mut c_void,
-            SecurityDescriptorSize: *mut u32,
-        ) -> i32;
-        pub fn RegGetValueW(
-            hkey: isize,
-            lpSubKey: *const u16,
-            lpValue: *const u16,
-            dwFlags: u32,
-            pdwType: *mut u32,
-            pvData: *mut c_void,
-            pcbData: *mut u32,
-        ) -> i32;
-    }
-
-    #[link(name = "kernel32")]
-    unsafe extern "system" {
-        pub fn LocalFree(hMem: *mut c_void) -> *mut c_void;
-        pub fn LoadLibraryW(lpLibFileName: *const u16) -> *mut c_void;
-        pub fn SetConsoleCtrlHandler(
-            HandlerRoutine: Option<unsafe extern "system" fn(u32) -> i32>,
-            Add: i32,
-        ) -> i32;
-    }
-}
-
-fn wide_z(s: &str) -> Vec<u16> {
-    s.encode_utf16().chain(std::iter::once(0)).collect()
-}
-
-/// The self-relative security descriptor for an SDDL string.
-pub fn security_descriptor(sddl: &str) -> std::io::Result<Vec<u8>> {
-    let w = wide_z(sddl);
-    let mut psd: *mut c_void = std::ptr::null_mut();
-    let mut len = 0u32;
-    // SAFETY: `w` is NUL-terminated; the out-parameters are valid; on success `psd` points
-    // to `len` bytes allocated with LocalAlloc, which we copy and free exactly once.
-    unsafe {
-        if ffi::ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            w.as_ptr(),
-            1,
-            &mut psd,
-            &mut len,
-        ) == 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        let out = std::slice::from_raw_parts(psd.cast::<u8>(), len as usize).to_vec();
-        ffi::LocalFree(psd);
-        Ok(out)
-    }
-}
-
-/// The line `mount` ends with where WinFsp is missing.
-const NO_WINFSP: &str = "WinFsp is not installed (winfsp-x64.dll not found in WinFsp's install \
-     directory): install WinFsp 2.x from https://winfsp.dev/rel/, then run mount again";
-
-/// Where WinFsp says it is installed: `InstallDir` under `HKLM\SOFTWARE\WOW6432Node\WinFsp`
-/// (its installer is 32-bit and writes there) or `HKLM\SOFTWARE\WinFsp`.
-fn winfsp_install_dir() -> Option<String> {
-    const HKEY_LOCAL_MACHINE: isize = 0x8000_0002u32 as i32 as isize;
-    const RRF_RT_REG_SZ: u32 = 0x2;
-    for key in ["SOFTWARE\\WOW6432Node\\WinFsp", "SOFTWARE\\WinFsp"] {
-        let (k, v) = (wide_z(key), wide_z("InstallDir"));
-        let mut buf = vec![0u16; 1024];
-        let mut bytes = (buf.len() * 2) as u32;
-        // SAFETY: key and value names are NUL-terminated; `buf` has `bytes` writable bytes.
-        let rc = unsafe {
-            ffi::RegGetValueW(
-                HKEY_LOCAL_MACHINE,
-                k.as_ptr(),
-                v.as_ptr(),
-                RRF_RT_REG_SZ,
-                std::ptr::null_mut(),
-                buf.as_mut_ptr().cast::<c_void>(),
-                &mut bytes,
-            )
-        };
-        if rc == 0 {
-            // `bytes` counts the terminating NUL.
-            buf.truncate((bytes as usize / 2).saturating_sub(1));
-            return Some(String::from_utf16_lossy(&buf));
-        }
-    }
-    None
-}
-
-/// Loads WinFsp's DLL before any WinFsp function is called: the exe imports it as a delay
-/// import (`build.rs`), whose loader then finds this already loaded module by its name.
-/// Tried in WinFsp's documented order: its install directory from the registry, then the
-/// loader's search path (a DLL beside the exe). No WinFsp function runs before this succeeds,
-/// so a machine without WinFsp gets [`NO_WINFSP`] instead of a delay-load fault.
-pub fn load_winfsp() -> Result<(), String> {
-    let installed =
-        winfsp_install_dir().map(|dir| Path::new(&dir).join("bin").join("winfsp-x64.dll"));
-    let mut broken = None;
-    for dll in installed
-        .iter()
-        .map(|p| p.as_path())
-        .chain([Path::new("winfsp-x64.dll")])
-    {
-        let w = wide_z(&dll.to_string_lossy());
-        // SAFETY: `w` is a NUL-terminated path; loading WinFsp's DLL runs no code of ours.
-        if !unsafe { ffi::LoadLibraryW(w.as_ptr()) }.is_null() {
-            log::debug!("WinFsp: loaded {}", dll.display());
-            return Ok(());
-        }
-        if broken.is_none() {
-            broken = Some((dll.to_path_buf(), std::io::Error::last_os_error()));
-        }
-    }
-    match (installed, broken) {
-        // The registry names an install whose DLL does not load: a damaged installation.
-        (Some(_), Some((dll, e))) => Err(format!(
-            "WinFsp's DLL {} does not load ({e}): repair or reinstall WinFsp 2.x from \
-             https://winfsp.dev/rel/, then run mount again",
-            dll.display()
-        )),
-        _ => Err(NO_WINFSP.into()),
-    }
-}
-
-/// The UNC prefix the volume carries: `\hfcachefs\<mountpoint>` (`H:` gives
-/// `\hfcachefs\H`; characters other than ASCII letters and digits become `-`), one per
-/// mount so that two mounts on one machine do not share a prefix. With a prefix WinFsp makes
-/// a network volume (`WinFsp.Net`), which Windows treats as a network drive: Explorer
-/// deletes permanently instead of moving to a `$RECYCLE.BIN` at the root of the shared cache.
-pub fn volume_prefix(mountpoint: &Path) -> String {
-    let mp = mountpoint.to_string_lossy();
-    let name: String = mp
-        .trim_end_matches([':', '\\', '/'])
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let name = name.trim_matches('-');
-    let name = if name.is_empty() { "hub" } else { name };
-    let tail = &name[name.len().saturating_sub(64)..];
-    format!("\\hfcachefs\\{tail}")
-}
-
-/// The volume as WinFsp presents it (see `docs/WINDOWS.md`, *What the Windows client sees*).
-fn volume_params(read_only: bool, ttl_ms: u32, prefix: &str) -> VolumeParams {
-    let mut vp = VolumeParams::new();
-    vp.sector_size(4096)
-        .sectors_per_allocation_unit(1)
-        .max_component_length(255)
-        .volume_serial_number(0x4846_4346)
-        .file_info_timeout(ttl_ms)
-        .case_sensitive_search(false)
-        .case_preserved_names(true)
-        .unicode_on_disk(true)
-        .persistent_acls(true)
-        // Reparse points on, with WinFsp's access check of symlink creation: a client
-        // without the right to create symbolic links gets `STATUS_PRIVILEGE_NOT_HELD` from
-        // WinFsp's driver, as from NTFS (WinError 1314: huggingface_hub then writes copies);
-        // one with it gets its link stored in the store (`set_reparse_point`). Nothing shown
-        // is ever a reparse point.
-        .reparse_points(true)
-        .reparse_points_access_check(true)
-        .named_streams(false)
-        .read_only_volume(read_only)
-        // Every handle's cleanup reaches the adapter (a local round trip, not one to the
-        // store): it releases the hub lock a handle holds in the store.
-        .post_cleanup_when_modified_only(false)
-        .pass_query_directory_pattern(true)
-        .prefix(prefix)
-        .filesystem_name("hfcachefs");
-    vp
-}
-
-static STOP: OnceLock<(Mutex<bool>, Condvar)> = OnceLock::new();
-
-unsafe extern "system" fn on_console_event(_event: u32) -> i32 {
-    if let Some((m, cv)) = STOP.get() {
-        *m.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        cv.notify_all();
-    }
-    1
-}
-
-/// Mounts `source` at `mountpoint` (a drive letter such as `H:`, or a directory that does
-/// not exist yet) and serves until Ctrl-C, Ctrl-Break or the WinFsp launcher stops it.
-pub fn run(
-    source: &Path,
-    mountpoint: &Path,
-    cfg: &MountConfig,
-    opts: &MountOptions,
-) -> Result<(), String> {
-    load_winfsp()?;
-    let store = Store::open_root(source).map_err(|e| e.to_string())?;
-    let read_only = cfg.view.read_only;
-    let sd = security_descriptor(attrs::sddl(read_only))
-        .map_err(|e| format!("security descriptor: {e}"))?;
-    let fs = HfFs::new(CacheView::new(store, cfg.view.clone()), read_only, sd);
-    let ttl_ms = u32::try_from(cfg.view.attr_ttl.as_millis()).unwrap_or(u32::MAX);
-    let vp = volume_params(read_only, ttl_ms, &volume_prefix(mountpoint));
-    let _ = opts.debug;
-    // Creating the file system opens WinFsp's driver: this is where a machine with the DLL
-    // but no working driver (not installed, not started, or no kernel as under wine) stops.
-    let mut host: FileSystemHost<HfFs> = FileSystemHost::new(vp, fs).map_err(|e| {
-        format!(
-            "WinFsp's driver did not answer (NTSTATUS 0x{:08X}): install or repair WinFsp 2.x \
-             from https://winfsp.dev/rel/ (a reboot may be needed), then run mount again",
-            // The host reports the NTSTATUS as an HRESULT with the FACILITY_NT bit set.
-            (e.code().0 as u32) & !0x1000_0000
-        )
-    })?;
-    let mp = mountpoint.as_os_str();
-    let is_drive = mp.len() == 2 && mp.to_string_lossy().ends_with(':');
-    let removed = !is_drive && mountpoint.is_dir();
-    if removed {
-        // WinFsp creates a directory mountpoint itself: an existing empty one is removed.
-        std::fs::remove_dir(mountpoint).map_err(|e| {
-            format!(
-                "{}: {e} (a directory mountpoint must be empty or not exist)",
-                mountpoint.display()
-            )
-        })?;
-    }
-    if let Err(e) = host.mount(mp) {
-        if removed {
-            // Nothing left changed by a failed mount: the empty directory comes back.
-            let _ = std::fs::create_dir(mountpoint);
-        }
-        return Err(format!("mount {}: {e:?}", mountpoint.display()));
-    }
-    host.start().map_err(|e| format!("start: {e:?}"))?;
-    log::info!(
-        "mounted {} at {} ({})",
-        source.display(),
-        mountpoint.display(),
-        if read_only { "ro" } else { "rw" }
-    );
-    let (m, cv) = STOP.get_or_init(|| (Mutex::new(false), Condvar::new()));
-    // SAFETY: `on_console_event` is a valid handler for the life of the process.
-    unsafe { ffi::SetConsoleCtrlHandler(Some(on_console_event), 1) };
-    let mut stop = m.lock().unwrap_or_else(|e| e.into_inner());
-    while !*stop {
-        stop = cv.wait(stop).unwrap_or_else(|e| e.into_inner());
-    }
-    drop(stop);
-    log::info!("unmounting {}", mountpoint.display());
-    host.stop();
-    host.unmount();
-    Ok(())
-}
+mod dir;
+mod links;
+mod rename;
+mod walk;
 
 #[cfg(test)]
 mod harness;
 #[cfg(test)]
 mod scenarios;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Explorer deletes permanently on network volumes only: the volume carries a UNC
-    /// prefix, which makes WinFsp create it as a network volume (`WinFsp.Net`). Symlink
-    /// creation is checked by WinFsp's driver for the client's right (reparse points with
-    /// access check), so a client without it gets `STATUS_PRIVILEGE_NOT_HELD`.
-    #[test]
-    fn the_volume_is_a_network_volume() {
-        assert_eq!(volume_prefix(Path::new("H:")), "\\hfcachefs\\H");
-        assert_eq!(
-            volume_prefix(Path::new("C:\\mnt\\hub cache\\")),
-            "\\hfcachefs\\C--mnt-hub-cache"
-        );
-        let prefix = volume_prefix(Path::new("H:"));
-        let vp = volume_params(false, 1000, &prefix);
-        let size = std::mem::size_of::<VolumeParams>();
-        // SAFETY: `VolumeParams` is a `repr(transparent)` wrapper of WinFsp's
-        // `FSP_FSCTL_VOLUME_PARAMS`; reading its `size` bytes is reading that struct.
-        let b =
-            unsafe { std::slice::from_raw_parts((&vp as *const VolumeParams).cast::<u8>(), size) };
-        // Layout (WinFsp's fsctl.h): four UINT16, a UINT64, six UINT32 (the last holds the
-        // flag bits), then `WCHAR Prefix[192]` at byte 40. Checked on known fields first.
-        assert_eq!(u16::from_le_bytes([b[2], b[3]]), 4096, "SectorSize at 2");
-        assert_eq!(
-            u32::from_le_bytes([b[16], b[17], b[18], b[19]]),
-            0x4846_4346,
-            "VolumeSerialNumber at 16"
-        );
-        // The flag bits (UINT32 at 36): ReparsePoints is bit 4, ReparsePointsAccessCheck 5.
-        let flags = u32::from_le_bytes([b[36], b[37], b[38], b[39]]);
-        assert_eq!(
-            flags & 0b11_0000,
-            0b11_0000,
-            "reparse points with access check"
-        );
-        let prefix: Vec<u16> = b[40..40 + 2 * 192]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .take_while(|&c| c != 0)
-            .collect();
-        assert_eq!(String::from_utf16_lossy(&prefix), "\\hfcachefs\\H");
-    }
-
-    #[test]
-    fn sddl_converts_to_a_descriptor() {
-        for ro in [false, true] {
-            let sd = security_descriptor(attrs::sddl(ro)).expect("valid SDDL");
-            // A self-relative SECURITY_DESCRIPTOR starts with revision 1 and the
-            // SE_SELF_RELATIVE control bit (0x8000).
-            assert_eq!(sd[0], 1);
-            assert_ne!(u16::from_le_bytes([sd[2], sd[3]]) & 0x8000, 0);
-        }
-    }
-}

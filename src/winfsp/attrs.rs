@@ -6,11 +6,8 @@
 //! (that would make `os.remove`/`hf cache rm` fail on Windows), only a read-only mount marks
 //! files read-only.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-#[cfg(windows)]
-use crate::compat::libc;
-use crate::view::AttrKind;
+pub use crate::nt::{UNIX_EPOCH_AS_FILETIME, filetime, from_filetime};
+use crate::view::{AttrKind, OpenFlags};
 
 /// `FILE_ATTRIBUTE_READONLY`.
 pub const FILE_ATTRIBUTE_READONLY: u32 = 0x0000_0001;
@@ -23,9 +20,6 @@ pub const FILE_ATTRIBUTE_NORMAL: u32 = 0x0000_0080;
 /// `FILE_ATTRIBUTE_REPARSE_POINT`: never shown.
 pub const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x0000_0400;
 
-/// 100-ns intervals between 1601-01-01 (Windows' epoch) and 1970-01-01.
-pub const UNIX_EPOCH_AS_FILETIME: u64 = 116_444_736_000_000_000;
-
 /// The attributes of a view entry.
 pub fn file_attributes(kind: AttrKind, read_only_mount: bool) -> u32 {
     let a = match kind {
@@ -35,36 +29,6 @@ pub fn file_attributes(kind: AttrKind, read_only_mount: bool) -> u32 {
     };
     debug_assert_eq!(a & FILE_ATTRIBUTE_REPARSE_POINT, 0);
     a
-}
-
-/// A time as a FILETIME value (100-ns units since 1601); times before 1601 are 0.
-pub fn filetime(t: SystemTime) -> u64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => UNIX_EPOCH_AS_FILETIME
-            .saturating_add(d.as_secs().saturating_mul(10_000_000))
-            .saturating_add(u64::from(d.subsec_nanos() / 100)),
-        Err(e) => {
-            let before = e.duration();
-            let ticks = before.as_secs().saturating_mul(10_000_000)
-                + u64::from(before.subsec_nanos().div_ceil(100));
-            UNIX_EPOCH_AS_FILETIME.saturating_sub(ticks)
-        }
-    }
-}
-
-/// A FILETIME from `SetBasicInfo` as a time to set: `None` for 0 ("leave as is") and for
-/// `u64::MAX` ("stop updating", which the view does not do on its own anyway).
-pub fn from_filetime(ft: u64) -> Option<SystemTime> {
-    if ft == 0 || ft == u64::MAX {
-        return None;
-    }
-    Some(if ft >= UNIX_EPOCH_AS_FILETIME {
-        let d = ft - UNIX_EPOCH_AS_FILETIME;
-        UNIX_EPOCH + Duration::new(d / 10_000_000, (d % 10_000_000) as u32 * 100)
-    } else {
-        let d = UNIX_EPOCH_AS_FILETIME - ft;
-        UNIX_EPOCH - Duration::new(d / 10_000_000, (d % 10_000_000) as u32 * 100)
-    })
 }
 
 /// `FILE_WRITE_DATA`.
@@ -81,12 +45,12 @@ pub const MAXIMUM_ALLOWED: u32 = 0x0200_0000;
 /// The view's open flags for the access a client was granted. Writing opens read-write (the
 /// cache manager reads through write handles too); anything else, including `DELETE` and
 /// attribute access, opens read-only, so such opens of immutable blobs succeed.
-pub fn open_flags(granted_access: u32) -> i32 {
+pub fn open_flags(granted_access: u32) -> OpenFlags {
     let writes = FILE_WRITE_DATA | FILE_APPEND_DATA | GENERIC_WRITE | GENERIC_ALL;
     if granted_access & writes != 0 {
-        libc::O_RDWR
+        OpenFlags::READ_WRITE
     } else {
-        libc::O_RDONLY
+        OpenFlags::READ
     }
 }
 
@@ -145,41 +109,18 @@ mod tests {
     }
 
     #[test]
-    fn filetimes() {
-        assert_eq!(filetime(UNIX_EPOCH), UNIX_EPOCH_AS_FILETIME);
-        // 2024-01-01T00:00:00Z = 1704067200 s.
-        let t = UNIX_EPOCH + Duration::new(1_704_067_200, 123_456_789);
-        let ft = filetime(t);
-        assert_eq!(ft, 133_485_408_001_234_567);
-        // 100-ns resolution: the last two nanosecond digits are lost.
-        assert_eq!(
-            from_filetime(ft),
-            Some(UNIX_EPOCH + Duration::new(1_704_067_200, 123_456_700))
-        );
-        let before = UNIX_EPOCH - Duration::from_secs(86_400);
-        assert_eq!(filetime(before), UNIX_EPOCH_AS_FILETIME - 864_000_000_000);
-        assert_eq!(from_filetime(filetime(before)), Some(before));
-        // Before 1601 (not representable in Windows' SystemTime at all).
-        if let Some(t) = UNIX_EPOCH.checked_sub(Duration::from_secs(400 * 365 * 86_400)) {
-            assert_eq!(filetime(t), 0);
-        }
-        assert_eq!(from_filetime(0), None);
-        assert_eq!(from_filetime(u64::MAX), None);
-    }
-
-    #[test]
     fn access_to_open_flags() {
         let read = 0x0012_0089; // FILE_GENERIC_READ
-        assert_eq!(open_flags(read), libc::O_RDONLY);
-        assert_eq!(open_flags(0x0001_0000), libc::O_RDONLY, "DELETE only");
+        assert_eq!(open_flags(read), OpenFlags::READ);
+        assert_eq!(open_flags(0x0001_0000), OpenFlags::READ, "DELETE only");
         assert_eq!(
             open_flags(0x0000_0100),
-            libc::O_RDONLY,
+            OpenFlags::READ,
             "FILE_WRITE_ATTRIBUTES"
         );
-        assert_eq!(open_flags(read | FILE_WRITE_DATA), libc::O_RDWR);
-        assert_eq!(open_flags(FILE_APPEND_DATA), libc::O_RDWR);
-        assert_eq!(open_flags(GENERIC_WRITE), libc::O_RDWR);
+        assert_eq!(open_flags(read | FILE_WRITE_DATA), OpenFlags::READ_WRITE);
+        assert_eq!(open_flags(FILE_APPEND_DATA), OpenFlags::READ_WRITE);
+        assert_eq!(open_flags(GENERIC_WRITE), OpenFlags::READ_WRITE);
         assert!(wants_directory(FILE_DIRECTORY_FILE | 0x20));
         assert!(!wants_directory(0x40));
     }

@@ -34,10 +34,11 @@ use std::path::PathBuf;
 use winfsp::U16CString;
 use winfsp::filesystem::{DirMarker, FileInfo, FileSystemContext, OpenFileInfo};
 
-use super::{CLEANUP_DELETE, FileCtx, HfFs, attrs, security_descriptor};
+use super::{CLEANUP_DELETE, FileCtx, HfFs, attrs};
 use crate::config::MountConfig;
 use crate::store::{Store, calls};
 use crate::view::CacheView;
+use crate::winfsp::sys::{load_winfsp, security_descriptor};
 
 pub const FILE_DIRECTORY_FILE: u32 = 0x01;
 pub const FILE_NON_DIRECTORY_FILE: u32 = 0x40;
@@ -119,7 +120,7 @@ impl Host {
     fn over(dir: std::sync::Arc<tempfile::TempDir>) -> Host {
         // WinFsp's DLL is a delay import: load it as `mount` does (on Windows from WinFsp's
         // install directory; under the project's wine check from the prefix's system32).
-        super::load_winfsp().expect("WinFsp's DLL");
+        load_winfsp().expect("WinFsp's DLL");
         let store = Store::open_root(dir.path()).expect("store opens");
         let mut cfg = MountConfig::default();
         // The store's links are XSym files here (`put_link`): mounted as a store whose own
