@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hfcachefs::inode::{Ino, ROOT_INO};
 use hfcachefs::store::Store;
-use hfcachefs::view::{AttrKind, CacheView, Caller, ViewConfig};
+use hfcachefs::view::{AttrKind, CacheView, Caller, Fh, OpenFlags, ViewConfig};
 
 use super::harness::Mount;
 use super::reference::{self, Outcome, Reference, Shown};
@@ -83,7 +83,7 @@ impl InProcess {
         Ok(ino)
     }
 
-    fn write_all(&self, fh: u64, bytes: &[u8]) -> Outcome {
+    fn write_all(&self, fh: Fh, bytes: &[u8]) -> Outcome {
         let res = self.view.write(fh, 0, bytes).map_err(|e| e.errno());
         self.view.release(fh, None);
         match res {
@@ -96,7 +96,7 @@ impl InProcess {
     fn read_all(&self, ino: Ino) -> Result<Vec<u8>, String> {
         let h = self
             .view
-            .open(ino, libc::O_RDONLY)
+            .open(ino, OpenFlags::READ)
             .map_err(|e| format!("open {ino}: {e}"))?;
         let data = self.view.read(h.fh, 0, 1 << 20);
         self.view.release(h.fh, None);
@@ -119,7 +119,14 @@ impl Driver for InProcess {
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
         let (_, opened) = self
             .view
-            .create(parent, name, 0o644, 0o022, flags, Caller::default())
+            .create(
+                parent,
+                name,
+                0o644,
+                0o022,
+                OpenFlags::from_raw(flags),
+                Caller::default(),
+            )
             .map_err(|e| e.errno())?;
         self.write_all(opened.fh, bytes)
     }
@@ -128,7 +135,7 @@ impl Driver for InProcess {
         let ino = self.walk(p)?;
         let opened = self
             .view
-            .open(ino, libc::O_WRONLY | libc::O_TRUNC)
+            .open(ino, OpenFlags::from_raw(libc::O_WRONLY | libc::O_TRUNC))
             .map_err(|e| e.errno())?;
         self.write_all(opened.fh, bytes)
     }
@@ -240,7 +247,7 @@ impl Driver for InProcess {
                                 bytes.len()
                             ));
                         }
-                        inos.insert(p.clone(), e.attr.ino);
+                        inos.insert(p.clone(), e.attr.ino.0);
                         shown.insert(p, Some(bytes));
                     }
                     other => return Err(format!("{p}: shown as {other:?}")),
