@@ -281,36 +281,14 @@ pub fn walk_snapshots(
     parallel: bool,
     v: &mut impl SnapshotVisitor,
 ) -> ControlFlow<()> {
-    let Some(l) = list_for(store, snaps, parallel, v)? else {
-        return ControlFlow::Continue(());
-    };
-    for (name, meta) in &l.entries {
-        let Some(p) = snaps.join(name) else { continue };
-        let k = link_kind(store, &p, meta);
-        if k == Kind::Dir {
-            let commit = name.to_string_lossy();
-            v.begin_revision(&commit);
-            let flow = walk_revision(store, &commit, &p, "", parallel, v);
-            v.end_revision();
-            flow?;
-        } else {
-            v.entry(Found {
-                path: p,
-                name,
-                meta,
-                kind: k,
-                commit: None,
-                rel: name.to_string_lossy().into_owned(),
-                listing: &l,
-            });
-        }
-    }
-    ControlFlow::Continue(())
+    walk_dir(store, None, snaps, "", parallel, v)
 }
 
-fn walk_revision(
+/// Walks `dir`: `snapshots/` itself when `commit` is `None` (its directories are revisions),
+/// else a directory of revision `commit` at path `rel` (`""` or ending in `/`) inside it.
+fn walk_dir(
     store: &Store,
-    commit: &str,
+    commit: Option<&str>,
     dir: &StorePath,
     rel: &str,
     parallel: bool,
@@ -323,18 +301,23 @@ fn walk_revision(
         let Some(p) = dir.join(name) else { continue };
         let k = link_kind(store, &p, meta);
         let rel = format!("{rel}{}", name.to_string_lossy());
-        if k == Kind::Dir {
-            walk_revision(store, commit, &p, &format!("{rel}/"), parallel, v)?;
-        } else {
-            v.entry(Found {
+        match (k, commit) {
+            (Kind::Dir, None) => {
+                v.begin_revision(&rel);
+                let flow = walk_dir(store, Some(&rel), &p, "", parallel, v);
+                v.end_revision();
+                flow?;
+            }
+            (Kind::Dir, Some(c)) => walk_dir(store, Some(c), &p, &format!("{rel}/"), parallel, v)?,
+            _ => v.entry(Found {
                 path: p,
                 name,
                 meta,
                 kind: k,
-                commit: Some(commit),
+                commit,
                 rel,
                 listing: &l,
-            });
+            }),
         }
     }
     ControlFlow::Continue(())
