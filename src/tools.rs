@@ -10,7 +10,8 @@
 //! - **Nothing a link reaches is deleted**, and nothing modified within `--min-age`.
 //! - **Deciding, acting and rendering are apart.** `dedupe` and `gc` make a plan (walking and
 //!   hashing, changing nothing), apply it (re-checking each decision against the store as it
-//!   is then), and render the report; `--dry-run` renders the plan without applying it. The
+//!   is then), and render the report; `--dry-run` renders the plan without applying it.
+//!   `scan` and `verify` compute their report (changing nothing) apart from rendering it. The
 //!   hub layout's rules (names, manifests, locks, links, temporary names) are
 //!   [`crate::hub`]'s, shared with the view.
 //! - **Interruptible.** SIGINT/SIGTERM/SIGHUP set a flag that the tools check between entries; the entry

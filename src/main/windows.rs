@@ -7,7 +7,7 @@ use std::path::Path;
 
 use hfcachefs::config::MountConfig;
 
-use super::{MountArgs, default_store};
+use super::args::{MountArgs, default_store};
 
 /// `hfcachefs mount [-o OPTS] [SOURCE] MOUNTPOINT`: serves until Ctrl-C or the launcher
 /// stops it. `-f` is accepted (the mount is always attached here).
