@@ -40,20 +40,11 @@ pub mod libc {
 pub trait OsStrExt {
     /// The name's bytes.
     fn as_bytes(&self) -> &[u8];
-    /// A name from bytes; bytes that are not UTF-8 give U+FFFD, which names nothing the
-    /// core creates (Windows names are Unicode).
-    fn from_bytes(b: &[u8]) -> &Self;
 }
 
 #[cfg(windows)]
 impl OsStrExt for std::ffi::OsStr {
     fn as_bytes(&self) -> &[u8] {
         self.as_encoded_bytes()
-    }
-    fn from_bytes(b: &[u8]) -> &Self {
-        match std::str::from_utf8(b) {
-            Ok(s) => std::ffi::OsStr::new(s),
-            Err(_) => std::ffi::OsStr::new("\u{fffd}"),
-        }
     }
 }

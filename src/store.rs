@@ -179,6 +179,7 @@ pub struct UnixStore {
 }
 
 /// How many directory descriptors the lookup cache keeps.
+#[cfg(unix)]
 const DIR_CACHE: usize = 256;
 
 /// Why a store could not be opened.
