@@ -16,10 +16,10 @@
 //!   refuse (drive and UNC paths never resolve).
 //!
 //! - **Lookups never list.** The spellings of a name come from directory queries for that
-//!   name ([`Store::find_names`]); whole listings are only [`Store::read_dir`].
+//!   name ([`WinStore::find_names`]); whole listings are only [`WinStore::read_dir`].
 //! - **The store's own status is kept** per thread for the adapter ([`last_status`]).
 //! - Links made here are NTFS symlinks, or XSym files in a store whose links are XSym files
-//!   ([`Store::symlink`]); the hub's lock is `LockFileEx` of a lock file's first byte
+//!   ([`WinStore::symlink`]); the hub's lock is `LockFileEx` of a lock file's first byte
 //!   ([`lock_exclusive_now`]).
 //!
 //! Windows cannot keep Unix modes or owners: files show 0644 (0444 with the read-only
@@ -55,13 +55,13 @@ pub mod calls {
         pub nt_create_file: u64,
         /// Directory queries (`GetFileInformationByHandleEx`, one per batch of entries).
         pub dir_query: u64,
-        /// `Store::lstat`.
+        /// `WinStore::lstat`.
         pub lstat: u64,
-        /// `Store::open`.
+        /// `WinStore::open`.
         pub open: u64,
-        /// `Store::read_dir` (whole-directory listings).
+        /// `WinStore::read_dir` (whole-directory listings).
         pub read_dir: u64,
-        /// `Store::readlink` and `Store::read_head`.
+        /// `WinStore::readlink` and `WinStore::read_head`.
         pub readlink: u64,
         /// `Meta::of_fd` (the attributes of an open store file: one round trip).
         pub fstat: u64,
@@ -112,7 +112,7 @@ pub mod last_status {
     }
 }
 
-/// Open flags of [`Store::open`]: the POSIX flags the core uses, with the CRT's values
+/// Open flags of [`WinStore::open`]: the POSIX flags the core uses, with the CRT's values
 /// (and `crate::compat::libc`'s for the ones the CRT lacks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct OFlags(u32);
@@ -662,18 +662,19 @@ fn parse_dir_info(buf: &[u8]) -> Vec<(Vec<u16>, u32, u32, u64)> {
     out
 }
 
-/// An open store root.
+/// An open store root on Windows: the real backend behind [`Store`](super::Store) (see
+/// [`StoreBackend`](super::StoreBackend)).
 #[derive(Debug)]
-pub struct Store {
+pub struct WinStore {
     root: OwnedHandle,
     path: PathBuf,
     /// The root as Windows paths (as given, and its final path), for absolute link texts.
     roots: Vec<Vec<u8>>,
-    /// Whether XSym files are links (see [`Store::xsym_links`]).
+    /// Whether XSym files are links (see [`WinStore::xsym_links`]).
     xsym: std::sync::atomic::AtomicBool,
-    /// Links could be created in the store (see [`Store::can_symlink`]).
+    /// Links could be created in the store (see [`WinStore::can_symlink`]).
     symlinks_ok: std::sync::atomic::AtomicBool,
-    /// Whether the store matches names case-insensitively (see [`Store::find_names`]).
+    /// Whether the store matches names case-insensitively (see [`WinStore::find_names`]).
     case_mode: std::sync::atomic::AtomicU8,
 }
 
@@ -719,10 +720,10 @@ fn case_pattern(name: &str) -> Option<String> {
     cased.then_some(p)
 }
 
-impl Store {
+impl WinStore {
     /// Opens the store at `path` (which may itself be reached through links: the user chose
     /// it).
-    pub fn open_root(path: &Path) -> Result<Store, OpenStoreError> {
+    pub fn open_root(path: &Path) -> Result<WinStore, OpenStoreError> {
         let file = match std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
@@ -749,7 +750,7 @@ impl Store {
                 roots.push(win);
             }
         }
-        Ok(Store {
+        Ok(WinStore {
             root: file.into(),
             path: abs,
             roots,
@@ -770,7 +771,7 @@ impl Store {
     }
 
     /// Absolute paths under which the store root is known: none on Windows (absolute link
-    /// texts below the root are rewritten by [`Store::readlink`] instead).
+    /// texts below the root are rewritten by [`WinStore::readlink`] instead).
     pub fn aliases(&self) -> &[PathBuf] {
         &[]
     }
@@ -1392,7 +1393,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("d")).unwrap();
         std::fs::write(dir.path().join("d").join("config.json"), b"x").unwrap();
-        let store = Store::open_root(dir.path()).unwrap();
+        let store = WinStore::open_root(dir.path()).unwrap();
         let d = StorePath::parse("d").unwrap();
         calls::take();
         assert_eq!(
@@ -1480,7 +1481,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
         std::fs::write(dir.path().join("a/f"), b"hello").unwrap();
         std::fs::write(dir.path().join("a/x"), xsym::format(b"f").unwrap()).unwrap();
-        let s = Store::open_root(dir.path()).unwrap();
+        let s = WinStore::open_root(dir.path()).unwrap();
         s.set_xsym(true);
 
         let m = s.lstat(&sp("a/f")).unwrap();
