@@ -122,52 +122,63 @@ pub trait StoreBackend: Debug + Send + Sync {
     }
 }
 
+/// The methods both real backends (`UnixStore`, `WinStore`) implement by their inherent
+/// methods of the same name (inside an `impl StoreBackend`).
+macro_rules! forward_shared {
+    ($t:ident) => {
+        fn aliases(&self) -> &[PathBuf] {
+            $t::aliases(self)
+        }
+        fn set_xsym(&self, on: bool) {
+            $t::set_xsym(self, on)
+        }
+        fn xsym_links(&self, p: &StorePath) -> bool {
+            $t::xsym_links(self, p)
+        }
+        fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<StoreFile> {
+            $t::open(self, p, flags, mode)
+        }
+        fn lstat(&self, p: &StorePath) -> io::Result<Meta> {
+            $t::lstat(self, p)
+        }
+        fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
+            $t::readlink(self, p)
+        }
+        fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
+            $t::read_head(self, p, max)
+        }
+        fn read_dir(&self, p: &StorePath) -> io::Result<Vec<RawEntry>> {
+            $t::read_dir(self, p)
+        }
+        fn mkdir(&self, p: &StorePath, mode: u32) -> io::Result<()> {
+            $t::mkdir(self, p, mode)
+        }
+        fn unlink(&self, p: &StorePath) -> io::Result<()> {
+            $t::unlink(self, p)
+        }
+        fn rmdir(&self, p: &StorePath) -> io::Result<()> {
+            $t::rmdir(self, p)
+        }
+        fn rename(&self, from: &StorePath, to: &StorePath, flags: u32) -> io::Result<()> {
+            $t::rename(self, from, to, flags)
+        }
+        fn symlink(&self, text: &Path, p: &StorePath) -> io::Result<()> {
+            $t::symlink(self, text, p)
+        }
+        fn link(&self, from: &StorePath, to: &StorePath) -> io::Result<()> {
+            $t::link(self, from, to)
+        }
+        fn statfs(&self) -> io::Result<StoreStatfs> {
+            $t::statfs(self)
+        }
+    };
+}
+
 #[cfg(unix)]
 impl StoreBackend for UnixStore {
-    fn aliases(&self) -> &[PathBuf] {
-        UnixStore::aliases(self)
-    }
-    fn set_xsym(&self, on: bool) {
-        UnixStore::set_xsym(self, on)
-    }
-    fn xsym_links(&self, p: &StorePath) -> bool {
-        UnixStore::xsym_links(self, p)
-    }
+    forward_shared!(UnixStore);
     fn set_dir_cache_ttl(&self, ttl: Duration) {
         UnixStore::set_dir_cache_ttl(self, ttl)
-    }
-    fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<StoreFile> {
-        UnixStore::open(self, p, flags, mode)
-    }
-    fn lstat(&self, p: &StorePath) -> io::Result<Meta> {
-        UnixStore::lstat(self, p)
-    }
-    fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
-        UnixStore::readlink(self, p)
-    }
-    fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
-        UnixStore::read_head(self, p, max)
-    }
-    fn read_dir(&self, p: &StorePath) -> io::Result<Vec<RawEntry>> {
-        UnixStore::read_dir(self, p)
-    }
-    fn mkdir(&self, p: &StorePath, mode: u32) -> io::Result<()> {
-        UnixStore::mkdir(self, p, mode)
-    }
-    fn unlink(&self, p: &StorePath) -> io::Result<()> {
-        UnixStore::unlink(self, p)
-    }
-    fn rmdir(&self, p: &StorePath) -> io::Result<()> {
-        UnixStore::rmdir(self, p)
-    }
-    fn rename(&self, from: &StorePath, to: &StorePath, flags: u32) -> io::Result<()> {
-        UnixStore::rename(self, from, to, flags)
-    }
-    fn symlink(&self, text: &Path, p: &StorePath) -> io::Result<()> {
-        UnixStore::symlink(self, text, p)
-    }
-    fn link(&self, from: &StorePath, to: &StorePath) -> io::Result<()> {
-        UnixStore::link(self, from, to)
     }
     fn is_on_fuse(&self) -> bool {
         UnixStore::is_on_fuse(self)
@@ -175,58 +186,11 @@ impl StoreBackend for UnixStore {
     fn is_remote(&self) -> bool {
         UnixStore::is_remote(self)
     }
-    fn statfs(&self) -> io::Result<StoreStatfs> {
-        UnixStore::statfs(self)
-    }
 }
 
 #[cfg(windows)]
 impl StoreBackend for WinStore {
-    fn aliases(&self) -> &[PathBuf] {
-        WinStore::aliases(self)
-    }
-    fn set_xsym(&self, on: bool) {
-        WinStore::set_xsym(self, on)
-    }
-    fn xsym_links(&self, p: &StorePath) -> bool {
-        WinStore::xsym_links(self, p)
-    }
-    fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<StoreFile> {
-        WinStore::open(self, p, flags, mode)
-    }
-    fn lstat(&self, p: &StorePath) -> io::Result<Meta> {
-        WinStore::lstat(self, p)
-    }
-    fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
-        WinStore::readlink(self, p)
-    }
-    fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
-        WinStore::read_head(self, p, max)
-    }
-    fn read_dir(&self, p: &StorePath) -> io::Result<Vec<RawEntry>> {
-        WinStore::read_dir(self, p)
-    }
-    fn mkdir(&self, p: &StorePath, mode: u32) -> io::Result<()> {
-        WinStore::mkdir(self, p, mode)
-    }
-    fn unlink(&self, p: &StorePath) -> io::Result<()> {
-        WinStore::unlink(self, p)
-    }
-    fn rmdir(&self, p: &StorePath) -> io::Result<()> {
-        WinStore::rmdir(self, p)
-    }
-    fn rename(&self, from: &StorePath, to: &StorePath, flags: u32) -> io::Result<()> {
-        WinStore::rename(self, from, to, flags)
-    }
-    fn symlink(&self, text: &Path, p: &StorePath) -> io::Result<()> {
-        WinStore::symlink(self, text, p)
-    }
-    fn link(&self, from: &StorePath, to: &StorePath) -> io::Result<()> {
-        WinStore::link(self, from, to)
-    }
-    fn statfs(&self) -> io::Result<StoreStatfs> {
-        WinStore::statfs(self)
-    }
+    forward_shared!(WinStore);
     fn find_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
         WinStore::find_names(self, dir, name)
     }
