@@ -8,11 +8,11 @@
 //! check and a use therefore fails the use (`ELOOP`) instead of reaching outside the store.
 //!
 //! The types here ([`Kind`], [`Meta`], [`RawEntry`], [`StoreStatfs`]) are shared by every
-//! platform. On Unix, `Store` is the seam of `store::seam`: a handle on a [`StoreBackend`],
-//! which is this module's [`UnixStore`] when mounted, or the in-memory `store::model` and the
-//! fault injector `store::faulty` in tests. On Windows `Store` is `store::win` (the same
-//! operations over `NtCreateFile` relative opens with `FILE_OPEN_REPARSE_POINT`, errors as
-//! errno values).
+//! platform. On both, `Store` is the seam of `store::seam`: a handle on a [`StoreBackend`],
+//! which is this module's `UnixStore` (on Unix) or `store::win`'s `WinStore` (on Windows:
+//! the same operations over `NtCreateFile` relative opens with `FILE_OPEN_REPARSE_POINT`,
+//! errors as errno values) when mounted, or the in-memory `store::model` (Linux) and the
+//! fault injector `store::faulty` in tests.
 
 use std::ffi::{OsStr, OsString};
 #[cfg(unix)]
@@ -550,18 +550,15 @@ pub fn name_bytes(name: &OsStr) -> &[u8] {
     name.as_encoded_bytes()
 }
 
-#[cfg(unix)]
 pub mod faulty;
 #[cfg(target_os = "linux")]
 pub mod model;
-#[cfg(unix)]
 mod seam;
-#[cfg(unix)]
-pub use seam::{Store, StoreBackend};
+pub use seam::{Store, StoreBackend, StoreFile};
 #[cfg(windows)]
 mod win;
 #[cfg(windows)]
-pub use win::{FileExt, OFlags, Store, calls, errno_error, last_status, lock_exclusive_now};
+pub use win::{FileExt, OFlags, WinStore, calls, errno_error, last_status, lock_exclusive_now};
 
 #[cfg(all(test, unix))]
 mod tests {

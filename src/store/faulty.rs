@@ -7,14 +7,19 @@
 //! has no side effect, as a store that failed before doing anything); every injected fault
 //! is recorded ([`FaultyStore::injected`]) so a test can tell a fault it caused from a bug;
 //! the wrapper holds its lock only while deciding, never across the inner call.
+//!
+//! It wraps either platform's backend; on Windows the Windows-only calls can be failed too.
+//! An injected error keeps no NTSTATUS (`last_status`), so the WinFsp adapter answers it from
+//! its errno.
 
+#[cfg(windows)]
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::seam::StoreBackend;
+use super::seam::{StoreBackend, StoreFile};
 use super::{Meta, OFlags, RawEntry, StoreStatfs};
 use crate::path::StorePath;
 
@@ -45,6 +50,18 @@ pub enum FaultOp {
     Link,
     /// [`StoreBackend::statfs`].
     Statfs,
+    /// `StoreBackend::find_names` (Windows).
+    #[cfg(windows)]
+    FindNames,
+    /// `StoreBackend::open_for_lock` (Windows).
+    #[cfg(windows)]
+    OpenForLock,
+    /// `StoreBackend::open_for_delete` (Windows).
+    #[cfg(windows)]
+    OpenForDelete,
+    /// `StoreBackend::can_symlink` (Windows).
+    #[cfg(windows)]
+    CanSymlink,
 }
 
 impl FaultOp {
@@ -194,7 +211,7 @@ impl StoreBackend for FaultyStore {
     fn set_dir_cache_ttl(&self, ttl: Duration) {
         self.inner.set_dir_cache_ttl(ttl)
     }
-    fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
+    fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<StoreFile> {
         self.gate(FaultOp::Open)?;
         self.inner.open(p, flags, mode)
     }
@@ -251,6 +268,26 @@ impl StoreBackend for FaultyStore {
     fn statfs(&self) -> io::Result<StoreStatfs> {
         self.gate(FaultOp::Statfs)?;
         self.inner.statfs()
+    }
+    #[cfg(windows)]
+    fn find_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
+        self.gate(FaultOp::FindNames)?;
+        self.inner.find_names(dir, name)
+    }
+    #[cfg(windows)]
+    fn open_for_lock(&self, p: &StorePath) -> io::Result<StoreFile> {
+        self.gate(FaultOp::OpenForLock)?;
+        self.inner.open_for_lock(p)
+    }
+    #[cfg(windows)]
+    fn open_for_delete(&self, p: &StorePath) -> io::Result<StoreFile> {
+        self.gate(FaultOp::OpenForDelete)?;
+        self.inner.open_for_delete(p)
+    }
+    #[cfg(windows)]
+    fn can_symlink(&self, dir: &StorePath) -> io::Result<()> {
+        self.gate(FaultOp::CanSymlink)?;
+        self.inner.can_symlink(dir)
     }
 }
 

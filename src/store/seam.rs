@@ -1,32 +1,50 @@
 //! The store seam: [`StoreBackend`] is everything the view, the resolver and the hub rules
 //! ask of a store, and [`Store`] is the handle they hold — a shared trait object, so the
-//! real Unix store ([`super::UnixStore`]), the in-memory model ([`super::model`]) and the
-//! fault injector ([`super::faulty`]) are interchangeable without making the view generic.
+//! real store (`UnixStore` on Unix, `WinStore` on Windows), the in-memory model
+//! (`store::model`, Linux only) and the fault injector ([`super::faulty`]) are
+//! interchangeable without making the view generic. One trait and one wrapper serve both
+//! platforms: an open file is a [`StoreFile`] (`OwnedFd` on Unix, `std::fs::File` on
+//! Windows), and the calls only the Windows view and adapter make (`find_names`,
+//! `open_for_lock`, `open_for_delete`, `can_symlink`) are `#[cfg(windows)]` methods.
 //!
 //! Invariants every backend keeps (the view relies on them):
 //! - no call follows a symlink: a link as the final component is acted on itself, a link in
 //!   the middle of a path fails (`ELOOP`), as `openat2(RESOLVE_NO_SYMLINKS)` does;
 //! - errors are errno values (`io::Error::from_raw_os_error`), the same ones the kernel
-//!   gives for the same call on a local file system;
-//! - descriptors returned by [`StoreBackend::open`] are real file descriptors whose `fstat`
-//!   agrees with [`StoreBackend::lstat`] of the path they were opened from (device, inode,
-//!   size, times), because the view checks file identity through them.
+//!   gives for the same call on a local file system (on Windows too: the Windows backend
+//!   translates NTSTATUS and Win32 errors, and keeps the status in `last_status`);
+//! - files returned by [`StoreBackend::open`] are real open files whose metadata (`fstat`,
+//!   `Meta::of_fd`) agrees with [`StoreBackend::lstat`] of the path they were opened from
+//!   (device, inode, size, times), because the view checks file identity through them.
 //!
 //! Dynamic dispatch costs one indirect call per store call, nothing next to the syscall.
 
+#[cfg(unix)]
 use std::ffi::OsStr;
+#[cfg(windows)]
+use std::ffi::{OsStr, OsString};
 use std::fmt::Debug;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Meta, OFlags, OpenStoreError, RawEntry, StoreStatfs, UnixStore};
+#[cfg(unix)]
+use super::UnixStore;
+#[cfg(windows)]
+use super::WinStore;
+use super::{Meta, OFlags, OpenStoreError, RawEntry, StoreStatfs};
 use crate::path::StorePath;
 
-/// What the core needs from a store. Method contracts are those of [`UnixStore`]'s
-/// methods of the same name.
+/// An open store file as [`StoreBackend::open`] returns it: a descriptor on Unix.
+#[cfg(unix)]
+pub type StoreFile = std::os::fd::OwnedFd;
+/// An open store file as [`StoreBackend::open`] returns it: a file (handle) on Windows.
+#[cfg(windows)]
+pub type StoreFile = std::fs::File;
+
+/// What the core needs from a store. Method contracts are those of the real backend's
+/// (`UnixStore`'s, `WinStore`'s) methods of the same name.
 pub trait StoreBackend: Debug + Send + Sync {
     /// Absolute paths under which the store root is known (for absolute link targets).
     fn aliases(&self) -> &[PathBuf];
@@ -38,7 +56,7 @@ pub trait StoreBackend: Debug + Send + Sync {
     /// ignore it.
     fn set_dir_cache_ttl(&self, _ttl: Duration) {}
     /// Opens `p` (never following a link); only regular files and directories.
-    fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<OwnedFd>;
+    fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<StoreFile>;
     /// `lstat` of `p`.
     fn lstat(&self, p: &StorePath) -> io::Result<Meta>;
     /// The raw text of the link at `p` (a symlink, or an XSym file where those are links).
@@ -77,53 +95,90 @@ pub trait StoreBackend: Debug + Send + Sync {
     }
     /// File system figures of the store.
     fn statfs(&self) -> io::Result<StoreStatfs>;
+    /// The spellings in directory `dir` that may be `name` in another case (the caller
+    /// compares); never a whole listing. The default, for a backend that matches names
+    /// exactly: `name` itself if it exists.
+    #[cfg(windows)]
+    fn find_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
+        let p = dir
+            .join(name)
+            .ok_or_else(|| io::Error::from_raw_os_error(crate::compat::libc::EINVAL))?;
+        match self.lstat(&p) {
+            Ok(_) => Ok(vec![name.to_os_string()]),
+            Err(e) if e.raw_os_error() == Some(crate::compat::libc::ENOENT) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+    /// Opens the regular file `p` to hold the hub's lock on it (`lock_exclusive_now`).
+    #[cfg(windows)]
+    fn open_for_lock(&self, p: &StorePath) -> io::Result<StoreFile>;
+    /// Opens `p` with delete access (not following it), as a delete or rename would.
+    #[cfg(windows)]
+    fn open_for_delete(&self, p: &StorePath) -> io::Result<StoreFile>;
+    /// Checks that links can be created in directory `dir`; the default: they can.
+    #[cfg(windows)]
+    fn can_symlink(&self, _dir: &StorePath) -> io::Result<()> {
+        Ok(())
+    }
 }
 
+/// The methods both real backends (`UnixStore`, `WinStore`) implement by their inherent
+/// methods of the same name (inside an `impl StoreBackend`).
+macro_rules! forward_shared {
+    ($t:ident) => {
+        fn aliases(&self) -> &[PathBuf] {
+            $t::aliases(self)
+        }
+        fn set_xsym(&self, on: bool) {
+            $t::set_xsym(self, on)
+        }
+        fn xsym_links(&self, p: &StorePath) -> bool {
+            $t::xsym_links(self, p)
+        }
+        fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<StoreFile> {
+            $t::open(self, p, flags, mode)
+        }
+        fn lstat(&self, p: &StorePath) -> io::Result<Meta> {
+            $t::lstat(self, p)
+        }
+        fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
+            $t::readlink(self, p)
+        }
+        fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
+            $t::read_head(self, p, max)
+        }
+        fn read_dir(&self, p: &StorePath) -> io::Result<Vec<RawEntry>> {
+            $t::read_dir(self, p)
+        }
+        fn mkdir(&self, p: &StorePath, mode: u32) -> io::Result<()> {
+            $t::mkdir(self, p, mode)
+        }
+        fn unlink(&self, p: &StorePath) -> io::Result<()> {
+            $t::unlink(self, p)
+        }
+        fn rmdir(&self, p: &StorePath) -> io::Result<()> {
+            $t::rmdir(self, p)
+        }
+        fn rename(&self, from: &StorePath, to: &StorePath, flags: u32) -> io::Result<()> {
+            $t::rename(self, from, to, flags)
+        }
+        fn symlink(&self, text: &Path, p: &StorePath) -> io::Result<()> {
+            $t::symlink(self, text, p)
+        }
+        fn link(&self, from: &StorePath, to: &StorePath) -> io::Result<()> {
+            $t::link(self, from, to)
+        }
+        fn statfs(&self) -> io::Result<StoreStatfs> {
+            $t::statfs(self)
+        }
+    };
+}
+
+#[cfg(unix)]
 impl StoreBackend for UnixStore {
-    fn aliases(&self) -> &[PathBuf] {
-        UnixStore::aliases(self)
-    }
-    fn set_xsym(&self, on: bool) {
-        UnixStore::set_xsym(self, on)
-    }
-    fn xsym_links(&self, p: &StorePath) -> bool {
-        UnixStore::xsym_links(self, p)
-    }
+    forward_shared!(UnixStore);
     fn set_dir_cache_ttl(&self, ttl: Duration) {
         UnixStore::set_dir_cache_ttl(self, ttl)
-    }
-    fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
-        UnixStore::open(self, p, flags, mode)
-    }
-    fn lstat(&self, p: &StorePath) -> io::Result<Meta> {
-        UnixStore::lstat(self, p)
-    }
-    fn readlink(&self, p: &StorePath) -> io::Result<Vec<u8>> {
-        UnixStore::readlink(self, p)
-    }
-    fn read_head(&self, p: &StorePath, max: usize) -> io::Result<Vec<u8>> {
-        UnixStore::read_head(self, p, max)
-    }
-    fn read_dir(&self, p: &StorePath) -> io::Result<Vec<RawEntry>> {
-        UnixStore::read_dir(self, p)
-    }
-    fn mkdir(&self, p: &StorePath, mode: u32) -> io::Result<()> {
-        UnixStore::mkdir(self, p, mode)
-    }
-    fn unlink(&self, p: &StorePath) -> io::Result<()> {
-        UnixStore::unlink(self, p)
-    }
-    fn rmdir(&self, p: &StorePath) -> io::Result<()> {
-        UnixStore::rmdir(self, p)
-    }
-    fn rename(&self, from: &StorePath, to: &StorePath, flags: u32) -> io::Result<()> {
-        UnixStore::rename(self, from, to, flags)
-    }
-    fn symlink(&self, text: &Path, p: &StorePath) -> io::Result<()> {
-        UnixStore::symlink(self, text, p)
-    }
-    fn link(&self, from: &StorePath, to: &StorePath) -> io::Result<()> {
-        UnixStore::link(self, from, to)
     }
     fn is_on_fuse(&self) -> bool {
         UnixStore::is_on_fuse(self)
@@ -131,8 +186,22 @@ impl StoreBackend for UnixStore {
     fn is_remote(&self) -> bool {
         UnixStore::is_remote(self)
     }
-    fn statfs(&self) -> io::Result<StoreStatfs> {
-        UnixStore::statfs(self)
+}
+
+#[cfg(windows)]
+impl StoreBackend for WinStore {
+    forward_shared!(WinStore);
+    fn find_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
+        WinStore::find_names(self, dir, name)
+    }
+    fn open_for_lock(&self, p: &StorePath) -> io::Result<StoreFile> {
+        WinStore::open_for_lock(self, p)
+    }
+    fn open_for_delete(&self, p: &StorePath) -> io::Result<StoreFile> {
+        WinStore::open_for_delete(self, p)
+    }
+    fn can_symlink(&self, dir: &StorePath) -> io::Result<()> {
+        WinStore::can_symlink(self, dir)
     }
 }
 
@@ -144,9 +213,13 @@ pub struct Store {
 }
 
 impl Store {
-    /// The real store at `path` (see [`UnixStore::open_root`]).
+    /// The real store at `path` (see `UnixStore::open_root`, `WinStore::open_root`).
     pub fn open_root(path: &Path) -> Result<Store, OpenStoreError> {
-        Ok(Store::with_backend(Arc::new(UnixStore::open_root(path)?)))
+        #[cfg(unix)]
+        let real = UnixStore::open_root(path)?;
+        #[cfg(windows)]
+        let real = WinStore::open_root(path)?;
+        Ok(Store::with_backend(Arc::new(real)))
     }
 
     /// A store over any backend (the model and fault stores of tests).
@@ -172,11 +245,12 @@ impl Store {
         self.backend.aliases()
     }
     /// See [`StoreBackend::open`].
-    pub fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
+    pub fn open(&self, p: &StorePath, flags: OFlags, mode: u32) -> io::Result<StoreFile> {
         self.backend.open(p, flags, mode)
     }
     /// A descriptor of the directory `p` (`O_PATH`).
-    pub fn dir_fd(&self, p: &StorePath) -> io::Result<OwnedFd> {
+    #[cfg(unix)]
+    pub fn dir_fd(&self, p: &StorePath) -> io::Result<StoreFile> {
         self.backend.open(p, OFlags::DIRECTORY | OFlags::PATH, 0)
     }
     /// See [`StoreBackend::set_dir_cache_ttl`].
@@ -235,10 +309,31 @@ impl Store {
     pub fn statfs(&self) -> io::Result<StoreStatfs> {
         self.backend.statfs()
     }
+    /// See [`StoreBackend::find_names`].
+    #[cfg(windows)]
+    pub fn find_names(&self, dir: &StorePath, name: &OsStr) -> io::Result<Vec<OsString>> {
+        self.backend.find_names(dir, name)
+    }
+    /// See [`StoreBackend::open_for_lock`].
+    #[cfg(windows)]
+    pub fn open_for_lock(&self, p: &StorePath) -> io::Result<StoreFile> {
+        self.backend.open_for_lock(p)
+    }
+    /// See [`StoreBackend::open_for_delete`].
+    #[cfg(windows)]
+    pub fn open_for_delete(&self, p: &StorePath) -> io::Result<StoreFile> {
+        self.backend.open_for_delete(p)
+    }
+    /// See [`StoreBackend::can_symlink`].
+    #[cfg(windows)]
+    pub fn can_symlink(&self, dir: &StorePath) -> io::Result<()> {
+        self.backend.can_symlink(dir)
+    }
 }
 
 /// The final name of `p` as an `OsStr`, or `EBUSY` for the root (what `unlinkat` and friends
 /// answer for it): shared by the backends that work on names.
+#[cfg(target_os = "linux")]
 pub(crate) fn final_name(p: &StorePath) -> io::Result<&OsStr> {
     p.file_name()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EBUSY))

@@ -36,6 +36,7 @@ use winfsp::filesystem::{DirMarker, FileInfo, FileSystemContext, OpenFileInfo};
 
 use super::{CLEANUP_DELETE, FileCtx, HfFs, attrs};
 use crate::config::MountConfig;
+use crate::store::faulty::FaultyStore;
 use crate::store::{Store, calls};
 use crate::view::CacheView;
 use crate::winfsp::sys::{load_winfsp, security_descriptor};
@@ -56,6 +57,7 @@ pub const STATUS_DIRECTORY_NOT_EMPTY: i32 = 0xC000_0101u32 as i32;
 pub const STATUS_END_OF_FILE: i32 = 0xC000_0011u32 as i32;
 pub const STATUS_OBJECT_PATH_NOT_FOUND: i32 = 0xC000_003Au32 as i32;
 pub const STATUS_SHARING_VIOLATION: i32 = 0xC000_0043u32 as i32;
+pub const STATUS_IO_DEVICE_ERROR: i32 = 0xC000_0185u32 as i32;
 
 /// `FSP_FSCTL_OPEN_FILE_INFO`, as WinFsp's create dispatch passes it to `Open`/`Create`.
 #[repr(C)]
@@ -117,11 +119,25 @@ impl Host {
         Self::over(self.dir.clone())
     }
 
+    /// A host over an empty store seen through the fault injector (`store::faulty`): the
+    /// returned handle arms the faults the file system's store calls get.
+    pub fn with_faults() -> (Host, std::sync::Arc<FaultyStore>) {
+        let dir = std::sync::Arc::new(tempfile::tempdir().expect("temporary directory"));
+        let real = Store::open_root(dir.path()).expect("store opens");
+        let faulty = std::sync::Arc::new(FaultyStore::new(real.backend().clone()));
+        let host = Self::over_store(dir, Store::with_backend(faulty.clone()));
+        (host, faulty)
+    }
+
     fn over(dir: std::sync::Arc<tempfile::TempDir>) -> Host {
+        let store = Store::open_root(dir.path()).expect("store opens");
+        Self::over_store(dir, store)
+    }
+
+    fn over_store(dir: std::sync::Arc<tempfile::TempDir>, store: Store) -> Host {
         // WinFsp's DLL is a delay import: load it as `mount` does (on Windows from WinFsp's
         // install directory; under the project's wine check from the prefix's system32).
         load_winfsp().expect("WinFsp's DLL");
-        let store = Store::open_root(dir.path()).expect("store opens");
         let mut cfg = MountConfig::default();
         // The store's links are XSym files here (`put_link`): mounted as a store whose own
         // server writes links that way would be.

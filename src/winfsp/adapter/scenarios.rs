@@ -307,6 +307,51 @@ fn renames() {
     assert_eq!(std::fs::read(h.disk("dir2/x")).unwrap(), b"X");
 }
 
+/// A store that fails a rename (an injected `EIO`, as a NAS dropping the request): the
+/// client gets `STATUS_IO_DEVICE_ERROR`, both names stay as they were, and the same rename
+/// succeeds once the store answers again.
+#[test]
+fn failed_store_rename_is_reported_and_loses_nothing() {
+    use crate::store::faulty::{Fault, FaultOp};
+    let (h, faults) = Host::with_faults();
+    h.put("a", b"A");
+    faults.fail(
+        Some(FaultOp::Rename),
+        0,
+        1,
+        Fault::Errno(crate::compat::libc::EIO),
+    );
+    assert_eq!(h.rename("a", "b", false), Err(STATUS_IO_DEVICE_ERROR));
+    assert_eq!(
+        faults.injected(),
+        vec![(FaultOp::Rename, Fault::Errno(crate::compat::libc::EIO))]
+    );
+    assert_eq!(std::fs::read(h.disk("a")).unwrap(), b"A");
+    assert!(!h.disk("b").exists());
+    assert_eq!(h.read_all("a"), Ok(b"A".to_vec()));
+    h.rename("a", "b", false).unwrap();
+    assert_eq!(std::fs::read(h.disk("b")).unwrap(), b"A");
+    assert!(!h.disk("a").exists());
+}
+
+/// A store that fails the check of a delete (the Windows-only `open_for_delete`, an injected
+/// `EIO`): the client's `DeleteFileW` gets `STATUS_IO_DEVICE_ERROR` and the file stays; the
+/// same delete succeeds once the store answers.
+#[test]
+fn failed_store_delete_check_is_reported_and_loses_nothing() {
+    use crate::store::faulty::{Fault, FaultOp};
+    let (h, faults) = Host::with_faults();
+    h.put("d/f", b"F");
+    let eio = Fault::Errno(crate::compat::libc::EIO);
+    faults.fail(Some(FaultOp::OpenForDelete), 0, 1, eio);
+    assert_eq!(h.delete("d/f", false), Err(STATUS_IO_DEVICE_ERROR));
+    assert_eq!(faults.injected(), vec![(FaultOp::OpenForDelete, eio)]);
+    assert_eq!(std::fs::read(h.disk("d/f")).unwrap(), b"F");
+    h.delete("d/f", false).unwrap();
+    assert!(!h.disk("d/f").exists());
+    assert!(h.disk("d").is_dir());
+}
+
 /// Opens of snapshot files for reading, and different-case spellings.
 #[test]
 fn opens_and_case() {
