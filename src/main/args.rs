@@ -127,6 +127,25 @@ pub(crate) struct FuseForm {
     pub(crate) args: MountArgs,
 }
 
+impl MountArgs {
+    /// The store and mountpoint of `[SOURCE] MOUNTPOINT` (the default store when only the
+    /// mountpoint is given) and the mount options parsed: what every platform's mount starts
+    /// from.
+    pub(crate) fn parse(
+        &self,
+    ) -> Result<(PathBuf, PathBuf, hfcachefs::config::MountConfig), String> {
+        let (source, mountpoint) = match self.paths.as_slice() {
+            [mp] => (default_store(), mp.clone()),
+            [src, mp] => (src.clone(), mp.clone()),
+            _ => return Err("expected [SOURCE] MOUNTPOINT".into()),
+        };
+        let mut cfg = hfcachefs::config::MountConfig::default();
+        cfg.apply_options(&self.options)
+            .map_err(|e| e.to_string())?;
+        Ok((source, mountpoint, cfg))
+    }
+}
+
 /// The store when none is given, as the hub's own clients find it: `$HF_HUB_CACHE`, then
 /// `$HF_HOME/hub`, then `~/.cache/huggingface/hub`.
 pub(crate) fn default_store() -> PathBuf {

@@ -17,21 +17,14 @@ use std::path::{Path, PathBuf};
 use hfcachefs::config::MountConfig;
 use hfcachefs::mount::{self, MountError};
 
-use super::args::{MountArgs, default_store};
+use super::args::MountArgs;
 use super::daemon::daemonize;
 use super::logging::{init_log, init_syslog, open_log, reopen_log, syslog_reachable};
 
 /// `hfcachefs mount` (and the FUSE form): mounts `[SOURCE] MOUNTPOINT`, detached unless
 /// `-f`; returns when the mount ends, or at once with the error that prevented it.
 pub(crate) fn run_mount(args: MountArgs) -> Result<(), String> {
-    let (source, mountpoint) = match args.paths.as_slice() {
-        [mp] => (default_store(), mp.clone()),
-        [src, mp] => (src.clone(), mp.clone()),
-        _ => return Err("expected [SOURCE] MOUNTPOINT".into()),
-    };
-    let mut cfg = MountConfig::default();
-    cfg.apply_options(&args.options)
-        .map_err(|e| e.to_string())?;
+    let (source, mountpoint, cfg) = args.parse()?;
     let options = args.options.join(",");
     // Everything that can be checked before the mount is checked in the caller's process,
     // so errors reach the terminal and the exit code.

@@ -5,21 +5,12 @@
 
 use std::path::Path;
 
-use hfcachefs::config::MountConfig;
-
-use super::args::{MountArgs, default_store};
+use super::args::MountArgs;
 
 /// `hfcachefs mount [-o OPTS] [SOURCE] MOUNTPOINT`: serves until Ctrl-C or the launcher
 /// stops it. `-f` is accepted (the mount is always attached here).
 pub fn run_mount(args: MountArgs) -> Result<(), String> {
-    let (source, mountpoint) = match args.paths.as_slice() {
-        [mp] => (default_store(), mp.clone()),
-        [src, mp] => (src.clone(), mp.clone()),
-        _ => return Err("expected [SOURCE] MOUNTPOINT".into()),
-    };
-    let mut cfg = MountConfig::default();
-    cfg.apply_options(&args.options)
-        .map_err(|e| e.to_string())?;
+    let (source, mountpoint, cfg) = args.parse()?;
     init_log(args.log_level.as_deref(), args.log_file.as_deref())?;
     hfcachefs::winfsp::run(
         &source,
