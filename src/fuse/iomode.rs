@@ -75,6 +75,11 @@ impl<B> Default for IoModes<B> {
 }
 
 impl<B> IoModes<B> {
+    /// True if a writable open of `ino` would be refused now (a read-only backing serves it).
+    pub(crate) fn refuses_writers(&self, ino: u64) -> bool {
+        self.backing.get(&ino).is_some_and(|b| !b.writable)
+    }
+
     /// Decides the mode of a new handle. `register(rdwr)` registers a backing file for the
     /// handle (read-write if asked and possible) and says whether it is writable; it is called
     /// only when a new backing is needed.

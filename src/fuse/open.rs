@@ -15,11 +15,24 @@ use crate::error::FsError;
 use crate::stats::Stats;
 use crate::view::{self, Entry, Fh, Ino, Opened};
 
+/// How long a writable open waits for a passthrough reader's RELEASE in flight before it is
+/// refused with `ETXTBSY`.
+const RELEASE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl FuseFs {
     /// Replies to a successful view `open` (or `create`, with `entry`), choosing the kernel
     /// I/O mode with [`super::iomode::IoModes`].
     pub(super) fn reply_open(&self, ino: u64, o: Opened, writable: bool, reply: OpenReply) {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        // The kernel sends a passthrough reader's RELEASE after its close has returned: a
+        // writer that opens right after the last reader closed may find the reader still
+        // registered. Give such a RELEASE (served by another worker) a moment before refusing.
+        let deadline = std::time::Instant::now() + RELEASE_GRACE;
+        while writable && io.refuses_writers(ino) && std::time::Instant::now() < deadline {
+            drop(io);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        }
         let req = OpenReq {
             ino,
             fh: o.fh.0,
@@ -60,9 +73,8 @@ impl FuseFs {
                     self.view.writes_bypass(o.fh);
                 }
                 // FOPEN_KEEP_CACHE must not be combined with passthrough. The FLUSH at close
-                // is kept: it lets the (asynchronous) RELEASE of a passthrough reader reach
-                // the daemon before the closing process's next open, which a writer of the
-                // same inode would otherwise find still held (ETXTBSY).
+                // is kept: it gives the (asynchronous) RELEASE of a passthrough reader a head
+                // start before the closing process's next open (see RELEASE_GRACE).
                 reply.passthrough(o.fh.0, id);
             }
             Grant::Cached => {
