@@ -29,8 +29,9 @@ pub enum Key {
     Root,
     /// A directory at this view position.
     Dir(Ino, OsString),
-    /// A file with this store identity.
-    File(u64, u64),
+    /// A file with this store identity: device, inode number and birth time (0 where the
+    /// store does not tell), so a file that got the number of a deleted one is another file.
+    File(u64, u64, u64),
     /// A node that no name leads to any more: a symlink just created through the view (the
     /// kernel insists on a link-typed reply to `symlink()`; the next lookup of the name gives
     /// the target's inode instead), or a directory replaced by a rename. Keyed by its own
@@ -325,20 +326,20 @@ mod tests {
     #[test]
     fn same_file_key_shares_inode_and_numbers_are_not_reused() {
         let mut t = InodeTable::default();
-        let a = t.lookup(Key::File(1, 7), sp("r/blobs/x"), false, true);
-        let b = t.lookup(Key::File(1, 7), sp("r/blobs/x"), false, true);
+        let a = t.lookup(Key::File(1, 7, 0), sp("r/blobs/x"), false, true);
+        let b = t.lookup(Key::File(1, 7, 0), sp("r/blobs/x"), false, true);
         assert_eq!(a, b);
         t.forget(a, 2);
         assert!(t.get(a).is_none());
-        let c = t.lookup(Key::File(1, 7), sp("r/blobs/x"), false, true);
+        let c = t.lookup(Key::File(1, 7, 0), sp("r/blobs/x"), false, true);
         assert_ne!(a, c, "numbers are never reused");
     }
 
     #[test]
     fn forget_counts() {
         let mut t = InodeTable::default();
-        let a = t.lookup(Key::File(1, 1), sp("f"), false, false);
-        t.lookup(Key::File(1, 1), sp("f"), false, false);
+        let a = t.lookup(Key::File(1, 1, 0), sp("f"), false, false);
+        t.lookup(Key::File(1, 1, 0), sp("f"), false, false);
         t.forget(a, 1);
         assert!(t.get(a).is_some());
         t.forget(a, 1);
@@ -363,7 +364,7 @@ mod tests {
     fn rename_rewrites_paths_and_keys() {
         let mut t = InodeTable::default();
         let d = t.lookup(Key::Dir(ROOT_INO, "d".into()), sp("d"), true, false);
-        let f = t.lookup(Key::File(1, 9), sp("d/f"), false, false);
+        let f = t.lookup(Key::File(1, 9, 0), sp("d/f"), false, false);
         t.renamed(
             (ROOT_INO, "d".into()),
             (ROOT_INO, "e".into()),

@@ -84,6 +84,10 @@ pub struct Meta {
     pub mtime: SystemTime,
     /// Status change time.
     pub ctime: SystemTime,
+    /// Birth time in nanoseconds since the epoch, 0 where the store does not tell. With the
+    /// inode number it tells a file from a later one that got the same number (file systems
+    /// reuse the numbers of deleted files at once).
+    pub born: u64,
 }
 
 #[cfg(unix)]
@@ -111,12 +115,81 @@ impl Meta {
             atime: time(st.st_atime as i64, st.st_atime_nsec as i64),
             mtime: time(st.st_mtime as i64, st.st_mtime_nsec as i64),
             ctime: time(st.st_ctime as i64, st.st_ctime_nsec as i64),
+            born: 0,
         }
     }
 
     /// Metadata of an open file.
     pub fn of_fd(fd: impl AsFd) -> io::Result<Meta> {
+        #[cfg(target_os = "linux")]
+        if let Some(m) = Meta::statx(fd.as_fd(), c"", AtFlags::EMPTY_PATH)? {
+            return Ok(m);
+        }
         Ok(Meta::from_stat(&rustix::fs::fstat(fd)?))
+    }
+
+    /// Metadata of the entry `name` in directory `dir`, not following a link.
+    pub fn at(dir: impl AsFd, name: &OsStr) -> io::Result<Meta> {
+        #[cfg(target_os = "linux")]
+        if let Some(m) = Meta::statx(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)? {
+            return Ok(m);
+        }
+        Ok(Meta::from_stat(&rustix::fs::statat(
+            dir,
+            name,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?))
+    }
+
+    /// `statx`, which also gives the birth time; `None` where the kernel has no `statx`.
+    #[cfg(target_os = "linux")]
+    fn statx<P: rustix::path::Arg>(
+        dir: std::os::fd::BorrowedFd<'_>,
+        name: P,
+        flags: AtFlags,
+    ) -> io::Result<Option<Meta>> {
+        use rustix::fs::StatxFlags;
+        let x = match rustix::fs::statx(
+            dir,
+            name,
+            flags,
+            StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+        ) {
+            Ok(x) => x,
+            Err(rustix::io::Errno::NOSYS) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let kind = match FileType::from_raw_mode(u32::from(x.stx_mode)) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Special,
+        };
+        let ts = |t: &rustix::fs::StatxTimestamp| time(t.tv_sec, i64::from(t.tv_nsec));
+        let born = if StatxFlags::from_bits_retain(x.stx_mask).contains(StatxFlags::BTIME) {
+            u64::try_from(
+                i128::from(x.stx_btime.tv_sec) * 1_000_000_000 + i128::from(x.stx_btime.tv_nsec),
+            )
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        Ok(Some(Meta {
+            kind,
+            dev: rustix::fs::makedev(x.stx_dev_major, x.stx_dev_minor),
+            ino: x.stx_ino,
+            size: x.stx_size,
+            blocks: x.stx_blocks,
+            perm: x.stx_mode & 0o7777,
+            nlink: x.stx_nlink,
+            uid: x.stx_uid,
+            gid: x.stx_gid,
+            blksize: x.stx_blksize,
+            atime: ts(&x.stx_atime),
+            mtime: ts(&x.stx_mtime),
+            ctime: ts(&x.stx_ctime),
+            born,
+        }))
     }
 }
 
@@ -367,8 +440,7 @@ impl UnixStore {
             return Meta::of_fd(&self.root);
         }
         let (dir, name) = self.lookup_parent(p)?;
-        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-        Ok(Meta::from_stat(&st))
+        Meta::at(&dir, name)
     }
 
     /// The raw text of the link at `p`: a symlink's text, or the target of an XSym file
@@ -378,8 +450,7 @@ impl UnixStore {
         match rustix::fs::readlinkat(&dir, name, Vec::new()) {
             Ok(text) => Ok(text.into_bytes()),
             Err(rustix::io::Errno::INVAL) => {
-                let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-                let meta = Meta::from_stat(&st);
+                let meta = Meta::at(&dir, name)?;
                 if meta.kind == Kind::File
                     && crate::links::xsym::may_be_xsym(meta.size)
                     && self.xsym_links(p)

@@ -230,7 +230,7 @@ impl CacheView {
         match meta.kind {
             // An XSym file is a link (see `LinkSource::is_link`): resolved below.
             Kind::File if !self.store.is_link(&path, &meta) => shown(
-                Key::File(meta.dev, meta.ino),
+                Key::File(meta.dev, meta.ino, meta.born),
                 path.clone(),
                 meta,
                 is_blob_path(&path),
@@ -264,7 +264,7 @@ impl CacheView {
                 // Immutability is a property of the target, never of the name it was
                 // reached by.
                 Ok(t) => shown(
-                    Key::File(t.meta.dev, t.meta.ino),
+                    Key::File(t.meta.dev, t.meta.ino, t.meta.born),
                     t.path.clone(),
                     t.meta,
                     is_blob_path(&t.path),
@@ -397,7 +397,11 @@ impl CacheView {
 /// A file node must still be the same store file; a directory must still be a directory.
 fn check_identity(node: &Node, meta: &Meta) -> FsResult<()> {
     match (&node.key, meta.kind) {
-        (Key::File(dev, ino), Kind::File) if *dev == meta.dev && *ino == meta.ino => Ok(()),
+        (Key::File(dev, ino, born), Kind::File)
+            if *dev == meta.dev && *ino == meta.ino && *born == meta.born =>
+        {
+            Ok(())
+        }
         (Key::Root | Key::Dir(..), Kind::Dir) => Ok(()),
         _ => Err(FsError::Stale),
     }

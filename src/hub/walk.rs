@@ -25,7 +25,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
 #[cfg(unix)]
-use rustix::fs::{AtFlags, OFlags};
+use rustix::fs::OFlags;
 
 #[cfg(windows)]
 use crate::compat::libc;
@@ -133,17 +133,16 @@ pub fn list(store: &Store, dir: &StorePath, parallel: bool) -> io::Result<Listin
     }
     names.sort();
     let one = |name: &OsString| -> io::Result<Examined> {
-        match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                let meta = Meta::from_stat(&st);
+        match Meta::at(&fd, name) {
+            Ok(meta) => {
                 let text = (meta.kind == Kind::Symlink)
                     .then(|| rustix::fs::readlinkat(&fd, name, Vec::new()).ok())
                     .flatten()
                     .map(|t| t.into_bytes());
                 Ok(Some((meta, text)))
             }
-            Err(rustix::io::Errno::NOENT) => Ok(None), // removed meanwhile
-            Err(e) => Err(e.into()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None), // removed meanwhile
+            Err(e) => Err(e),
         }
     };
     let examined: Vec<io::Result<Examined>> = if !parallel || names.len() < PAR_MIN {

@@ -147,6 +147,7 @@ impl ModelStore {
             atime: node.mtime,
             mtime: node.mtime,
             ctime: node.ctime,
+            born: 0,
         };
         Ok(match &node.body {
             Body::Dir(_) => base(Kind::Dir, 4096),

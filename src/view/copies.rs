@@ -287,7 +287,10 @@ impl CacheView {
 
     /// Number of handles open for writing on the view inode of the store file `meta`.
     pub(super) fn writers_of(&self, meta: &Meta) -> usize {
-        let Some(ino) = self.table().ino_of(&Key::File(meta.dev, meta.ino)) else {
+        let Some(ino) = self
+            .table()
+            .ino_of(&Key::File(meta.dev, meta.ino, meta.born))
+        else {
             return 0;
         };
         self.handles.writers(ino)
@@ -570,7 +573,7 @@ impl CacheView {
         }
         hub::replace_with_link(&self.store, path, blob, meta, "copy")
             .map_err(|e| format!("replacing it: {e}"))?;
-        let key = Key::File(meta.dev, meta.ino);
+        let key = Key::File(meta.dev, meta.ino, meta.born);
         let mut table = self.table();
         match (new_name, table.ino_of(&key)) {
             // The file is a blob now: immutable through the view from here on.

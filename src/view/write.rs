@@ -252,7 +252,7 @@ impl CacheView {
             // must not become this file's (the kernel would show this file, still being
             // written, under the old one's names and cached pages): it is detached, and its
             // next use answers `ESTALE`.
-            let key = Key::File(meta.dev, meta.ino);
+            let key = Key::File(meta.dev, meta.ino, meta.born);
             table.detach_key(&key);
             let ino = table.lookup(key, path.clone(), false, false);
             table.set_reach(ino, via_link, guards, 0);

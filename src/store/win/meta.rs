@@ -51,6 +51,8 @@ impl Meta {
             atime: ft(info.ftLastAccessTime),
             mtime: ft(info.ftLastWriteTime),
             ctime: ft(info.ftLastWriteTime),
+            // NTFS file ids carry a sequence number: a reused record gets a new id.
+            born: 0,
         })
     }
 }
