@@ -151,43 +151,58 @@ fn first_hop(store: &Store, p: &str) -> Option<String> {
 
 /// Reads a store file whole.
 pub fn read_store(store: &Store, p: &str) -> Vec<u8> {
-    use std::io::Read;
-    let fd = store
-        .open(&sp(p), OFlags::RDONLY, 0)
-        .expect("open store file");
-    let mut out = Vec::new();
-    std::fs::File::from(fd)
-        .read_to_end(&mut out)
-        .expect("read store file");
-    out
+    try_read_store(store, p).expect("read store file")
 }
 
-/// The reference a store implies (see the module header).
+fn try_read_store(store: &Store, p: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let fd = store.open(&sp(p), OFlags::RDONLY, 0)?;
+    let mut out = Vec::new();
+    std::fs::File::from(fd).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The reference a store implies (see the module header). A store that a mount's converter
+/// threads are still changing can lose an entry between its listing and its reading: such a
+/// reading is taken again, until one sees no entry vanish.
 pub fn oracle(store: &Store) -> Reference {
+    for _ in 0..200 {
+        match try_oracle(store) {
+            Ok(r) => return r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("reading the store: {e:?}"),
+        }
+    }
+    panic!("the store kept changing while it was read")
+}
+
+fn try_oracle(store: &Store) -> std::io::Result<Reference> {
     let mut out = Reference::new();
     let mut stack = vec![String::new()];
     while let Some(dir) = stack.pop() {
-        for e in store.read_dir(&sp(&dir)).expect("read_dir") {
+        for e in store.read_dir(&sp(&dir))? {
             let name = e.name.to_str().expect("utf-8 names").to_string();
             let p = if dir.is_empty() {
                 name
             } else {
                 format!("{dir}/{name}")
             };
-            let meta = store.lstat(&sp(&p)).expect("lstat");
+            let meta = store.lstat(&sp(&p))?;
             let ent = match meta.kind {
                 Kind::Dir => {
                     stack.push(p.clone());
                     Ent::Dir
                 }
                 Kind::File => Ent::File {
-                    bytes: read_store(store, &p),
+                    bytes: try_read_store(store, &p)?,
                     real: p.clone(),
                     hop: p.clone(),
                 },
                 Kind::Symlink => match resolve(store, &p) {
                     Ok(real) => Ent::File {
-                        bytes: read_store(store, &real),
+                        bytes: try_read_store(store, &real)?,
                         real,
                         hop: first_hop(store, &p).unwrap_or_default(),
                     },
@@ -199,7 +214,7 @@ pub fn oracle(store: &Store) -> Reference {
             out.insert(p, ent);
         }
     }
-    out
+    Ok(out)
 }
 
 /// An operation's predicted outcome: `Err(errno)` leaves the reference as it was.
