@@ -485,11 +485,13 @@ fn detached_logs_to_its_file_and_sighup_reopens_it() {
     let pid = v[0]["pid"].as_u64().unwrap() as i32;
     // SAFETY: kill(2) on the daemon this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    // The new file appears when the daemon opens it, a moment before the line is written.
+    let reopened = || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("reopened"));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !log.exists() && std::time::Instant::now() < deadline {
+    while !reopened() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(std::fs::read_to_string(&log).unwrap().contains("reopened"));
+    assert!(reopened(), "{:?}", std::fs::read_to_string(&log));
     assert!(harness::is_mounted(&mp), "SIGHUP must not unmount");
 }
 
