@@ -27,11 +27,13 @@ impl FuseFs {
         // The kernel sends a passthrough reader's RELEASE after its close has returned: a
         // writer that opens right after the last reader closed may find the reader still
         // registered. Give such a RELEASE (served by another worker) a moment before refusing.
-        let deadline = std::time::Instant::now() + RELEASE_GRACE;
-        while writable && io.refuses_writers(ino) && std::time::Instant::now() < deadline {
-            drop(io);
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        if writable && io.refuses_writers(ino) {
+            let deadline = std::time::Instant::now() + RELEASE_GRACE;
+            while io.refuses_writers(ino) && std::time::Instant::now() < deadline {
+                drop(io);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+            }
         }
         let req = OpenReq {
             ino,

@@ -49,14 +49,33 @@ pub fn link_kind(store: &Store, p: &StorePath, meta: &Meta) -> Kind {
     }
 }
 
-/// Where the link at `p` points (one hop), if `p` is a link whose text stays in the store.
-pub fn first_hop(store: &Store, p: &StorePath) -> Option<StorePath> {
-    let meta = store.lstat(p).ok()?;
+/// Where the link at `p` points (one hop), if `p` is a link whose text stays in the store;
+/// `None` if it is gone or no link, an error if the store cannot tell (a caller that keeps
+/// content for a link's sake must not take an unreadable link for none).
+pub fn first_hop(store: &Store, p: &StorePath) -> io::Result<Option<StorePath>> {
+    let meta = match store.lstat(p) {
+        Ok(m) => m,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     if !is_link(store, p, &meta) {
-        return None;
+        return Ok(None);
     }
-    let text = store.readlink(p).ok()?;
-    hop_of(p, &text, store.aliases()).ok()
+    hop_from(p, store.readlink(p), store)
+}
+
+/// The first hop of the link `p` whose text was read as `text`: a link removed or replaced
+/// meanwhile (`ENOENT`, `EINVAL`) is none; any other error is the store's.
+fn hop_from(
+    p: &StorePath,
+    text: io::Result<Vec<u8>>,
+    store: &Store,
+) -> io::Result<Option<StorePath>> {
+    match text {
+        Ok(t) => Ok(hop_of(p, &t, store.aliases()).ok()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A directory listing: the open directory and its entries (sorted by name) with `lstat`.
@@ -244,13 +263,12 @@ impl Found<'_> {
             .link_text(store, &self.path, self.name, self.meta)
     }
 
-    /// Where this link points (one hop), if it is a link whose text stays in the store.
-    pub fn first_hop(&self, store: &Store) -> Option<StorePath> {
+    /// Where this link points (one hop), as [`first_hop`] tells it.
+    pub fn first_hop(&self, store: &Store) -> io::Result<Option<StorePath>> {
         if self.kind != Kind::Symlink {
-            return None;
+            return Ok(None);
         }
-        let text = self.link_text(store).ok()?;
-        hop_of(&self.path, &text, store.aliases()).ok()
+        hop_from(&self.path, self.link_text(store), store)
     }
 }
 
@@ -371,7 +389,7 @@ mod tests {
             self.1.revs.push(commit.to_string());
         }
         fn entry(&mut self, f: Found<'_>) {
-            let hop = f.first_hop(self.0);
+            let hop = f.first_hop(self.0).unwrap();
             self.1
                 .entries
                 .push((f.commit.map(str::to_string), f.rel, f.kind, hop));
@@ -475,7 +493,7 @@ mod tests {
         assert_eq!(is("models--a--b/snapshots/c1/f"), (true, Kind::Symlink));
         assert_eq!(is("models--a--b/blobs/f"), (false, Kind::File));
         assert_eq!(
-            first_hop(&store, &sp("models--a--b/snapshots/c1/f")),
+            first_hop(&store, &sp("models--a--b/snapshots/c1/f")).unwrap(),
             Some(sp("models--a--b/snapshots/x"))
         );
     }

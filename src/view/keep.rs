@@ -24,7 +24,6 @@ use crate::error::{FsError, FsResult};
 use crate::hub::walk::{self, Found, SnapshotVisitor};
 use crate::hub::{self, manifest};
 use crate::path::StorePath;
-use crate::resolve::hop_of;
 use crate::store::{Kind, OFlags, Store};
 
 /// At most this many directory entries are visited when looking for referrers.
@@ -41,7 +40,7 @@ impl CacheView {
             // A payload: its referrers are the repo blob links its manifest lists.
             _ if hub::names::payload(path).is_some() => {
                 for entry in manifest::read(&self.store, path) {
-                    if first_hop(&self.store, &entry)?.as_ref() == Some(path)
+                    if walk::first_hop(&self.store, &entry)?.as_ref() == Some(path)
                         && !out.contains(&entry)
                     {
                         out.push(entry);
@@ -197,34 +196,6 @@ impl CacheView {
     }
 }
 
-/// Where the link at `p` points (one hop), if it is a link inside the store; `None` if it is
-/// gone or no link, an error if the store cannot tell.
-fn first_hop(store: &Store, p: &StorePath) -> io::Result<Option<StorePath>> {
-    let meta = match store.lstat(p) {
-        Ok(m) => m,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if !walk::is_link(store, p, &meta) {
-        return Ok(None);
-    }
-    hop_from(p, store.readlink(p), store)
-}
-
-/// The first hop of the link `p` whose text was read as `text`: a link removed or replaced
-/// meanwhile (`ENOENT`, `EINVAL`) is no referrer; any other error is the store's.
-fn hop_from(
-    p: &StorePath,
-    text: io::Result<Vec<u8>>,
-    store: &Store,
-) -> io::Result<Option<StorePath>> {
-    match text {
-        Ok(t) => Ok(hop_of(p, &t, store.aliases()).ok()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// True for a path whose referrers [`CacheView::referrers`] finds (a shared payload, a repo
 /// blob, a snapshot entry): the only places a file that links reach may move to, or a later
 /// unlink or rename of it would leave those links dangling.
@@ -266,10 +237,10 @@ impl SnapshotVisitor for Referrers<'_> {
     }
 
     fn entry(&mut self, found: Found<'_>) {
-        if self.failed.is_some() || found.kind != Kind::Symlink {
+        if self.failed.is_some() {
             return;
         }
-        match hop_from(&found.path, found.link_text(self.store), self.store) {
+        match found.first_hop(self.store) {
             Ok(hop) if hop.as_ref() == Some(self.target) => self.out.push(found.path),
             Ok(_) => {}
             Err(e) => self.failed = Some(e),
