@@ -59,17 +59,27 @@ const SHARE_MARGIN: Duration = Duration::from_secs(1);
 /// How many entries of a listing on a network store are looked up at once.
 const PREFETCH: usize = 32;
 
-/// How many entries of a listing on a local store are looked up at once once lookups wait
-/// for the disk: fewer than fit one reply (about 25 entries of 4 KiB), so little is looked up
-/// only to be forgotten.
+/// How many entries of a listing on a local store are looked up at once: fewer than fit one
+/// reply (about 25 entries of 4 KiB), so little is looked up only to be forgotten.
 const LOCAL_PREFETCH: usize = 16;
-
-/// A lookup on a local store taking this long waited for the disk (a cached one takes a
-/// few microseconds of system calls).
-const COLD_LOOKUP: Duration = Duration::from_micros(100);
 
 /// Threads that look up one window.
 const PREFETCH_THREADS: usize = 8;
+
+/// The threads that look up the entries of a window (see [`CacheView::lookup_window`]),
+/// started at the first window; the calling worker waits for them.
+fn lookup_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(PREFETCH_THREADS)
+            .thread_name(|i| format!("lookup-{i}"))
+            .build()
+            .map_err(|e| log::warn!("no lookup threads ({e}); listings look entries up one by one"))
+            .ok()
+    })
+    .as_ref()
+}
 
 /// The shared listings of a view, by store path (see [`Listing`]).
 pub(super) type Listings = Mutex<HashMap<StorePath, Weak<Listing>>>;
@@ -195,29 +205,23 @@ impl CacheView {
         }
         // Each thread serves the same caller: the access checks must see it.
         let caller = super::access::current();
-        let mut out: Vec<Option<Entry>> = Vec::with_capacity(range.len());
-        let per = range.len().div_ceil(PREFETCH_THREADS);
-        let chunks: Vec<std::ops::Range<usize>> = range
-            .clone()
-            .step_by(per)
-            .map(|s| s..(s + per).min(range.end))
-            .collect();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        let _serving = caller.map(super::access::serving);
-                        chunk.map(one).collect::<Vec<_>>()
-                    })
+        // The pool's threads live as long as the process: a window costs no thread start
+        // (a cold listing of 10,000 entries once started 5,000 threads, one per two entries).
+        let Some(pool) = lookup_pool() else {
+            return range.map(one).collect();
+        };
+        pool.install(|| {
+            use rayon::prelude::*;
+            range
+                .into_par_iter()
+                .map(|k| {
+                    let _serving = caller.map(super::access::serving);
+                    // A panicking lookup loses only its entry.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| one(k)))
+                        .unwrap_or_default()
                 })
-                .collect();
-            for h in handles {
-                // A panicking lookup loses only its entries.
-                out.extend(h.join().unwrap_or_default());
-            }
-        });
-        out
+                .collect()
+        })
     }
 
     /// The listing of store directory `dir`: a shared one that still fits, or read anew.
@@ -332,25 +336,21 @@ impl CacheView {
                 return Ok(());
             }
         }
-        // On a network store, the entries of a window are looked up at once (each lookup is
-        // a few round trips); lookups the reply has no room for are forgotten again. On a
-        // local store, one at a time while lookups are fast (the store's inodes are cached:
-        // threads would cost more than they save), and a window at once after a lookup that
-        // waited for the disk (a cold listing), until they are fast again.
-        let mut window = if self.remote_store { PREFETCH } else { 1 };
+        // The entries of a window are looked up at once on the pool's threads: on a network
+        // store each lookup is a few round trips, on a local one a cold lookup waits for the
+        // disk and a cached one costs a few microseconds, which the pool's hand-over does not
+        // outweigh (a cold `find` of 10,000 links: 0.29 s one by one, 0.23 s in windows of
+        // 16; with the store's inodes cached, the same). Lookups the reply has no room for
+        // are forgotten again.
+        let window = if self.remote_store {
+            PREFETCH
+        } else {
+            LOCAL_PREFETCH
+        };
         let mut i = pos as usize - 2;
         while i < list.len() {
             let end = (i + window).min(list.len());
-            let started = std::time::Instant::now();
             let mut found = self.lookup_window(ino, &list, i..end).into_iter();
-            if !self.remote_store {
-                let per_entry = started.elapsed() / u32::try_from(end - i).unwrap_or(1).max(1);
-                window = if per_entry >= COLD_LOOKUP {
-                    LOCAL_PREFETCH
-                } else {
-                    1
-                };
-            }
             for k in i..end {
                 pos += 1;
                 let Some(entry) = found.next().flatten() else {
