@@ -9,7 +9,8 @@
 #   --fresh          rebuild the data set even if the work dir already has it
 #   --runs N         runs per cell (default 3; 1 with --quick)
 #   --workdir DIR    where data, mountpoints, tools and results live (default /var/tmp/hfcachefs-bench)
-#   --systems LIST   comma-separated subset of: direct,hfcachefs,hfcachefs-nopt,hfcachefs-nodedupe,bindfs,rclone,passthrough_ll
+#   --systems LIST   comma-separated subset of: direct,hfcachefs,hfcachefs-nopt,hfcachefs-noopen,hfcachefs-nodedupe,bindfs,rclone,passthrough_ll
+#                    (hfcachefs-noopen: -o ro,noopen, zero-message opens; read rows only)
 #   --writes-only    only the write rows (skips the reads and the many-link store)
 #   --no-build       use the existing target/release binaries
 #
@@ -31,7 +32,7 @@ HFC=$REPO/target/release/hfcachefs
 BIO=$REPO/target/release/examples/bench_io
 
 QUICK=0 FRESH=0 BUILD=1 RUNS="" WORK=/var/tmp/hfcachefs-bench
-ALL_SYSTEMS=(direct hfcachefs hfcachefs-nopt hfcachefs-nodedupe bindfs rclone passthrough_ll)
+ALL_SYSTEMS=(direct hfcachefs hfcachefs-nopt hfcachefs-noopen hfcachefs-nodedupe bindfs rclone passthrough_ll)
 WRITES_ONLY=0
 SYSTEMS_ARG=""
 while (($#)); do
@@ -313,6 +314,7 @@ label() {
         direct) echo "direct (store)" ;;
         hfcachefs) echo "hfcachefs" ;;
         hfcachefs-nopt) echo "hfcachefs -o nopassthrough" ;;
+        hfcachefs-noopen) echo "hfcachefs -o ro,noopen" ;;
         hfcachefs-nodedupe) echo "hfcachefs -o nodedupe" ;;
         bindfs) echo "bindfs --resolve-symlinks" ;;
         rclone) echo "rclone mount --copy-links" ;;
@@ -341,6 +343,7 @@ start_sys() {
         hfcachefs) "$HFC" mount -f "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
         hfcachefs-nopt) "$HFC" mount -f -o nopassthrough "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
         hfcachefs-nodedupe) "$HFC" mount -f -o nodedupe "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
+        hfcachefs-noopen) "$HFC" mount -f -o ro,noopen "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
         bindfs) bindfs -f --resolve-symlinks "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
         rclone) rclone mount --copy-links "$store" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
         passthrough_ll) "$PTLL" -f -o "source=$store,cache=always" "$mp" >>"$LOGS/$sys.log" 2>&1 & ;;
@@ -495,7 +498,8 @@ done
 # Writes after all reads (a 2 GiB write slows the disk for a while after it), each followed by
 # removal, sync and a pause.
 WRITE_SYSTEMS=()
-for s in "${SYSTEMS[@]}"; do [[ $s == direct || $s == hfcachefs* ]] && WRITE_SYSTEMS+=("$s"); done
+# (a noopen mount is read-only.)
+for s in "${SYSTEMS[@]}"; do [[ $s == direct || ($s == hfcachefs* && $s != hfcachefs-noopen) ]] && WRITE_SYSTEMS+=("$s"); done
 for ((run = 1; run <= RUNS; run++)); do
     n=${#WRITE_SYSTEMS[@]}
     for ((i = 0; i < n; i++)); do
@@ -552,10 +556,11 @@ for ((run = 1; run <= RUNS * !WRITES_ONLY; run++)); do
                 record lsr_many direct "$run" "$v"
                 log "run $run/$RUNS many direct: ls -lR $v s"
                 continue ;;
-            hfcachefs|hfcachefs-nopt)
+            hfcachefs|hfcachefs-nopt|hfcachefs-noopen)
                 # Detached mount: the command returns once the mount is live.
                 opts=()
                 [ "$sys" = hfcachefs-nopt ] && opts=(-o nopassthrough)
+                [ "$sys" = hfcachefs-noopen ] && opts=(-o ro,noopen)
                 t0=$EPOCHREALTIME
                 if "$HFC" mount "${opts[@]}" --log-file "$LOGS/$sys-many.log" "$STORE_MANY" "$mp" 2>>"$LOGS/$sys-many.log"; then
                     t1=$EPOCHREALTIME
@@ -712,7 +717,7 @@ READ_METRICS=(
     echo "- ⁺ = some runs of that cell failed; the median is over the others (see $RESULTS and $LOGS)."
     echo "- direct and passthrough_ll show the snapshot entries as links: find runs with -L there (follows them, stat of the blob); the others show regular files."
     echo "- the machine has few cores and may be shared with other work (builds): expect timing noise of several percent, more on sub-second cells."
-    for s in hfcachefs hfcachefs-nopt; do
+    for s in hfcachefs hfcachefs-nopt hfcachefs-noopen; do
         [ -f "$LOGS/$s.log" ] || continue
         mode=$(grep -m1 -o ' at [^ ]* (.*)$' "$LOGS/$s.log" | sed 's/.*(\(.*\))$/\1/')
         [ -n "$mode" ] && echo "- $(label "$s") mounted as: $mode"

@@ -32,6 +32,10 @@ pub struct MountConfig {
     /// store (on by default, off for stores on another FUSE file system such as sshfs, where
     /// it doubles the round trips and loses the page cache).
     pub passthrough: Option<bool>,
+    /// Zero-message opens (`noopen`, read-only mounts): the kernel opens files without asking
+    /// the daemon and keeps their pages; reads that need bytes open the store file themselves.
+    /// Warm opens cost no request at all, at the price of kernel passthrough.
+    pub noopen: bool,
 }
 
 impl Default for MountConfig {
@@ -46,6 +50,7 @@ impl Default for MountConfig {
             fsname: None,
             threads: 4,
             passthrough: None,
+            noopen: false,
         }
     }
 }
@@ -62,12 +67,15 @@ pub enum OptionError {
     /// Two options that contradict each other.
     #[error("mount options '{0}' and '{1}' contradict each other")]
     Conflict(&'static str, &'static str),
+    /// An option that only works together with another.
+    #[error("mount option '{0}' needs '{1}' ({2})")]
+    Needs(&'static str, &'static str, &'static str),
 }
 
 /// Every option `-o` accepts, for errors and `mount --help`.
 pub const KNOWN: &str = "ro, rw, allow_other, allow_root, default_permissions, nonempty, uid=N, gid=N, \
 fsname=NAME, subtype=NAME, entry_timeout=SECS, attr_timeout=SECS, blob_timeout=SECS, immutable_timeout=SECS, \
-threads=N, xsym, dedupe, nodedupe, passthrough, nopassthrough, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
+threads=N, xsym, dedupe, nodedupe, passthrough, nopassthrough, noopen, dev, nodev, suid, nosuid, exec, noexec, atime, noatime, \
 sync, async, dirsync; ignored for fstab: defaults, auto, noauto, user, users, nouser, owner, \
 _netdev, nofail, comment=…, x-…";
 
@@ -124,6 +132,7 @@ impl MountConfig {
                     ("dedupe" | "nodedupe", None) => self.view.dedupe = key == "dedupe",
                     ("passthrough", None) => self.passthrough = Some(true),
                     ("nopassthrough", None) => self.passthrough = Some(false),
+                    ("noopen", None) => self.noopen = true,
                     (
                         "dev" | "nodev" | "suid" | "nosuid" | "exec" | "noexec" | "atime"
                         | "noatime" | "sync" | "async" | "dirsync",
@@ -153,6 +162,22 @@ impl MountConfig {
         }
         if self.allow_other {
             self.default_permissions = true;
+        }
+        if self.noopen {
+            // Without opens the daemon sees no writer's handle, and the kernel could not tell
+            // it which file a write is for: only read-only mounts qualify.
+            if !self.view.read_only {
+                return Err(OptionError::Needs(
+                    "noopen",
+                    "ro",
+                    "a mount without opens cannot take writes",
+                ));
+            }
+            if self.passthrough == Some(true) {
+                return Err(OptionError::Conflict("noopen", "passthrough"));
+            }
+            // Passthrough needs an open to name the backing file.
+            self.passthrough = Some(false);
         }
         Ok(())
     }
@@ -218,6 +243,25 @@ mod tests {
                 .apply_options(&["attr_timeout=-1"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn noopen_needs_a_read_only_mount_and_turns_passthrough_off() {
+        let e = MountConfig::default()
+            .apply_options(&["noopen"])
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "mount option 'noopen' needs 'ro' (a mount without opens cannot take writes)"
+        );
+        assert_eq!(
+            MountConfig::default().apply_options(&["ro,noopen,passthrough"]),
+            Err(OptionError::Conflict("noopen", "passthrough"))
+        );
+        let mut c = MountConfig::default();
+        c.apply_options(&["ro,noopen"]).unwrap();
+        assert!(c.noopen);
+        assert_eq!(c.passthrough, Some(false));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct FuseFs {
     io: Mutex<IoModes<Backing>>,
     /// Opens of blobs answered before the store file is needed (see [`Deferred`]).
     deferred: Deferred,
+    /// Zero-message opens (`-o noopen`): wanted, and offered by the kernel.
+    noopen: AtomicBool,
     stats: Arc<Stats>,
 }
 
@@ -59,8 +61,21 @@ impl FuseFs {
             passthrough: AtomicBool::new(passthrough),
             io: Mutex::new(IoModes::default()),
             deferred: Deferred::default(),
+            noopen: AtomicBool::new(false),
             stats,
         }
+    }
+
+    /// Asks for zero-message opens (`-o noopen`, read-only mounts; see [`FuseFs::open`]).
+    pub fn with_noopen(self, on: bool) -> Self {
+        self.noopen.store(on, Ordering::Relaxed);
+        self
+    }
+
+    /// True while files are opened without a request (the kernel was told so, or will be at
+    /// the first open).
+    pub(super) fn noopen_active(&self) -> bool {
+        self.noopen.load(Ordering::Relaxed)
     }
 
     fn answer_entry(&self, reply: ReplyEntry, res: Result<Entry, OpError>) {
@@ -104,6 +119,9 @@ impl FuseFs {
         self.passthrough.load(Ordering::Relaxed)
     }
 }
+
+/// Blobs up to this size are read ahead when looked up on a `noopen` mount.
+const PREFETCH_MAX: u64 = 256 << 10;
 
 /// Blobs up to this size are read through the page cache also when passthrough is on.
 const SMALL_BLOB: u64 = 64 << 10;
@@ -208,7 +226,29 @@ impl Filesystem for FuseFs {
                 log::info!("passthrough: reads of blobs go straight to the store in the kernel");
             }
         }
-        let want = if self.view.store_supports_locks() {
+        let want = if !self.noopen_active() {
+            want
+        } else if have.contains(InitFlags::FUSE_NO_OPEN_SUPPORT) {
+            log::info!(
+                "noopen: files are opened without a request; reads open the store file themselves"
+            );
+            // The kernel keeps every file's pages across opens now: a mutable file rewritten
+            // in the store must lose them when its attributes show the change.
+            want | InitFlags::FUSE_AUTO_INVAL_DATA
+        } else {
+            self.noopen.store(false, Ordering::Relaxed);
+            log::warn!("noopen unavailable (not offered by the kernel); files are opened as usual");
+            want
+        };
+        let want = if self.noopen_active() {
+            // Without opens there is no close for the daemon to release a lock at (no RELEASE,
+            // and FLUSH is declined below): the kernel keeps locks itself, as it does on a
+            // store without locks. A read-only mount takes no downloads to exclude.
+            log::info!(
+                "locks: kept by the kernel (noopen); they exclude processes on this machine only"
+            );
+            want
+        } else if self.view.store_supports_locks() {
             log::info!("locks: forwarded to the store as fcntl (OFD) locks");
             want | InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS
         } else {
@@ -227,12 +267,21 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _caller = self.enter(req);
-        self.answer_entry(
-            reply,
-            self.view
-                .lookup(vino(parent), name)
-                .during_at("lookup", vino(parent), name),
-        );
+        let res = self
+            .view
+            .lookup(vino(parent), name)
+            .during_at("lookup", vino(parent), name);
+        let small = match &res {
+            Ok(e) if e.attr.kind == AttrKind::File && self.noopen_active() => Some(e.attr.ino),
+            _ => None,
+        };
+        self.answer_entry(reply, res);
+        // A file looked up is usually read next, and without opens nothing else tells the
+        // daemon: start the store's read of a small blob now, after the answer, so that the
+        // read request finds the bytes in memory.
+        if let Some(ino) = small {
+            self.view.prefetch(ino, PREFETCH_MAX);
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -400,6 +449,15 @@ impl Filesystem for FuseFs {
         let _caller = self.enter(req);
         let flags = view::OpenFlags::from_raw(flags.0);
         let writable = flags.writes();
+        if self.noopen_active() {
+            // ENOSYS tells the kernel to open files without asking from now on (and to keep
+            // their pages across opens). The opens that still arrive are checked as any open,
+            // so a refused one stays refused; reads then open the store file themselves.
+            return match self.view.check_open(vino(ino), flags) {
+                Ok(_) => reply.error(Errno::ENOSYS),
+                Err(e) => reply.error(self.fail(e.during("open", vino(ino)))),
+            };
+        }
         // A reader of a blob gets its pages from the kernel's cache when it holds them: the
         // store file waits for a read that needs it. Without passthrough for every blob; with
         // it for small ones, whose open and close cost more than passthrough saves (they are
@@ -434,10 +492,13 @@ impl Filesystem for FuseFs {
         reply: ReplyData,
     ) {
         let _caller = self.enter(req);
-        match self
-            .store_fh(fh.0)
-            .and_then(|fh| self.view.read(fh, offset, size))
-        {
+        let res = if self.is_unopened(fh.0) {
+            self.unopened(vino(ino), |fh| self.view.read(fh, offset, size))
+        } else {
+            self.store_fh(fh.0)
+                .and_then(|fh| self.view.read(fh, offset, size))
+        };
+        match res {
             Ok(d) => {
                 Stats::bump(&self.stats.bytes_read, d.len() as u64);
                 reply.data(&d)
@@ -477,6 +538,11 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let _caller = self.enter(req);
+        if self.is_unopened(fh.0) {
+            // Nothing to flush on a read-only mount whose locks the kernel keeps: ENOSYS makes
+            // the kernel stop sending FLUSH, so a close costs no request either.
+            return reply.error(Errno::ENOSYS);
+        }
         // POSIX: closing any descriptor of a file releases the closing process's locks on it
         // (the kernel leaves that to servers that take POSIX locks).
         self.view.drop_locks(vino(ino), owner(lock_owner));
@@ -810,10 +876,13 @@ impl Filesystem for FuseFs {
         reply: ReplyLseek,
     ) {
         let _caller = self.enter(req);
-        match self
-            .store_fh(fh.0)
-            .and_then(|fh| self.view.lseek(fh, offset, whence))
-        {
+        let res = if self.is_unopened(fh.0) {
+            self.unopened(vino(ino), |fh| self.view.lseek(fh, offset, whence))
+        } else {
+            self.store_fh(fh.0)
+                .and_then(|fh| self.view.lseek(fh, offset, whence))
+        };
+        match res {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(self.fail(e.during("lseek", vino(ino)))),
         }

@@ -269,7 +269,7 @@ pub fn mount(source: &Path, mountpoint: &Path, cfg: &MountConfig) -> Result<Moun
     fcfg.n_threads = Some(cfg.threads.max(1));
     fcfg.clone_fd = cfg!(target_os = "linux") && cfg.threads > 1;
     let session = fuser::Session::new(
-        FuseFs::new(view.clone(), passthrough, stats.clone()),
+        FuseFs::new(view.clone(), passthrough, stats.clone()).with_noopen(cfg.noopen),
         mountpoint,
         &fcfg,
     )

@@ -277,7 +277,7 @@ proptest! {
         const KNOWN: &[&str] = &[
             "ro", "rw", "allow_other", "allow_root", "default_permissions", "uid", "gid",
             "fsname", "subtype", "entry_timeout", "attr_timeout", "blob_timeout", "threads",
-            "passthrough", "nopassthrough", "dev", "nodev", "suid", "nosuid", "exec", "noexec",
+            "passthrough", "nopassthrough", "noopen", "dev", "nodev", "suid", "nosuid", "exec", "noexec",
             "atime", "noatime", "sync", "async", "dirsync", "defaults", "auto", "noauto",
             "user", "users", "nouser", "owner", "group", "_netdev", "nofail", "relatime",
             "norelatime", "strictatime", "comment",

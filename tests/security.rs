@@ -852,3 +852,73 @@ fn copies_become_links_only_as_their_writer_could_make_them() {
     }
     assert_no_link_escapes(store.root());
 }
+
+/// A `noopen` mount (the kernel opens files without asking the daemon): links still do not
+/// reach what the store refuses — also after the owner's reads put the names and bytes in
+/// the kernel's cache — and a blob that became a FIFO fails its readers instead of stalling
+/// the mount.
+#[test]
+fn a_noopen_mount_keeps_the_read_rules() {
+    let store = hub();
+    let victim = User::new("v");
+    let attacker = User::new("a");
+    dir_in(&store, "vpriv", 0o700, Some(&victim));
+    file_in(&store, "vpriv/secret", b"secret", 0o644, Some(&victim));
+    dir_in(&store, "pub", 0o777, None);
+    let placed = attacker.sh(&format!(
+        "cd {pub_} && ln -s ../vpriv/secret d1 && ln -s ../vpriv ddir",
+        pub_ = store.p("pub").display()
+    ));
+    assert!(placed.status.success(), "{}", text(&placed));
+    let m = shared_mount(&store, "ro,noopen,threads=2");
+    let mp = m.mp.display().to_string();
+    let v = victim.sh(&format!("cat {mp}/pub/d1 && cat {mp}/pub/ddir/secret"));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).starts_with("secretsecret"),
+        "{}",
+        text(&v)
+    );
+    for attack in [
+        format!("cat {mp}/pub/d1"),
+        format!("cat {mp}/pub/ddir/secret"),
+        format!("ls {mp}/pub/ddir"),
+        format!("stat {mp}/pub/d1"),
+    ] {
+        let o = attacker.sh(&attack);
+        assert!(!o.status.success(), "{attack}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+            "{attack}: {}",
+            text(&o)
+        );
+    }
+
+    // Blobs turned into FIFOs after their names were looked up.
+    let snap = format!("{REPO}/snapshots/{C1}");
+    std::fs::metadata(m.path(&format!("{snap}/config.json"))).unwrap();
+    let tmp = store.p("fifo.tmp");
+    let c = std::ffi::CString::new(tmp.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    std::fs::rename(&tmp, store.p(&format!("{REPO}/blobs/{}", sha1ish(1)))).unwrap();
+    let readers: Vec<Child> = (0..4)
+        .map(|_| {
+            Command::new("cat")
+                .arg(m.path(&format!("{snap}/config.json")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for r in readers {
+        assert!(!finishes(r, 30).success());
+    }
+    let served = victim
+        .cmd("sh")
+        .arg("-c")
+        .arg(format!("cat {mp}/{snap}/model.safetensors > /dev/null"))
+        .spawn()
+        .unwrap();
+    assert!(finishes(served, 30).success());
+}

@@ -128,6 +128,8 @@ impl FuseFs {
     pub(super) fn view_fh(&self, fh: u64) -> Option<Fh> {
         if Deferred::is_deferred(fh) {
             self.deferred.real(fh)
+        } else if fh == 0 {
+            None
         } else {
             Some(Fh(fh))
         }
@@ -143,6 +145,26 @@ impl FuseFs {
             |ino, flags| self.view.open(ino, flags).map(|o| o.fh),
             |real| self.view.release(real, None),
         )
+    }
+
+    /// A read of a file the kernel opened without asking (`-o noopen`): the store file is
+    /// opened for this read alone, with the checks of an open for the reading caller, so no
+    /// descriptor outlives the request and a file replaced in the store is found at once.
+    pub(super) fn unopened<T>(
+        &self,
+        ino: Ino,
+        f: impl FnOnce(Fh) -> Result<T, FsError>,
+    ) -> Result<T, FsError> {
+        let fh = self.view.open(ino, view::OpenFlags::READ)?.fh;
+        let res = f(fh);
+        self.view.release(fh, None);
+        res
+    }
+
+    /// True for the handle of a file the kernel opened without asking (`-o noopen`): view
+    /// handle numbers start at 1.
+    pub(super) fn is_unopened(&self, fh: u64) -> bool {
+        fh == 0 && self.noopen_active()
     }
 
     /// Forgets a handle's I/O mode.

@@ -181,6 +181,22 @@ impl CacheView {
         Ok(Some(node.blob_size))
     }
 
+    /// Starts reading an immutable blob of at most `max` bytes from the store into the
+    /// store's page cache, without waiting for it: a reader that looked the name up is about
+    /// to ask for its bytes (see `fuse`'s `noopen`). Anything else, or any failure, is left
+    /// alone — the read that follows finds and reports it.
+    pub fn prefetch(&self, ino: Ino, max: u64) {
+        let Ok(node) = self.node(ino) else { return };
+        if node.is_dir || !node.immutable || node.blob_size > max {
+            return;
+        }
+        if let Ok(fd) = self.store.open(&node.real, store_flags(OpenFlags::READ), 0) {
+            #[cfg(target_os = "linux")]
+            let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::WillNeed);
+            drop(fd);
+        }
+    }
+
     /// Opens file `ino`.
     pub fn open(&self, ino: Ino, flags: OpenFlags) -> FsResult<Opened> {
         let node = self.node(ino)?;
