@@ -3,7 +3,7 @@
 # and a generic peer, in one run; ratios to direct access (higher is better), medians.
 #
 #   scripts/bench-nas.sh [--runs R] [--delay-ms D] [--model-mib N] [--plot FILE] [--json FILE]
-#                        [--systems direct,hfcachefs,hfcachefs-nopt,bindfs]
+#                        [--systems direct,hfcachefs,hfcachefs-nopt,hfcachefs-noopen,bindfs]
 #   scripts/bench-nas.sh --replot FILE.json [--plot FILE]   # the chart again from saved figures
 #
 # The store is served by sshd on 127.0.0.1 behind scripts/tcp-delay.py, which holds every byte
@@ -13,6 +13,7 @@
 #   direct          the sshfs mount itself
 #   hfcachefs       hfcachefs mounted over it (defaults; no passthrough on a FUSE store)
 #   hfcachefs-nopt  the same with -o nopassthrough (the unprivileged mode)
+#   hfcachefs-noopen  the same with -o noopen (zero-message opens)
 #   bindfs          bindfs --resolve-symlinks over it
 # Workloads (seconds; ratio = direct / system):
 #   load-cold/warm     read config.json and tokenizer.json, mmap the N MiB safetensors file
@@ -35,7 +36,7 @@ MODEL_MIB=1024
 PLOT=docs/perf-nas.png
 JSON=docs/perf-nas.json
 REPLOT=""
-SYSTEMS=direct,hfcachefs,hfcachefs-nopt,bindfs
+SYSTEMS=direct,hfcachefs,hfcachefs-nopt,hfcachefs-noopen,bindfs
 while (($#)); do
     case "$1" in
         --runs) RUNS="$2"; shift 2 ;;
@@ -164,6 +165,7 @@ mount_system() {
         direct) echo "$W/sshfs"; return ;;
         hfcachefs) "$BIN" mount -o ro "$W/sshfs" "$W/top" >&2 ;;
         hfcachefs-nopt) "$BIN" mount -o ro,nopassthrough "$W/sshfs" "$W/top" >&2 ;;
+        hfcachefs-noopen) "$BIN" mount -o ro,noopen "$W/sshfs" "$W/top" >&2 ;;
         bindfs) bindfs --resolve-symlinks -o ro "$W/sshfs" "$W/top" >&2 ;;
         *) echo "bench-nas: unknown system $1" >&2; exit 2 ;;
     esac

@@ -25,6 +25,7 @@ mod deferred;
 mod iomode;
 mod lockwait;
 mod open;
+mod unopened;
 use crate::view::access;
 use crate::view::{
     self as view, Attr, AttrKind, CacheView, Caller, Entry, Fh, Ino, SetAttr, TimeSet,
@@ -33,6 +34,7 @@ use deferred::Deferred;
 use iomode::IoModes;
 use lockwait::{LockWaiter, MAX_LOCK_WAITERS, lock_spec};
 use open::{Backing, OpenReply};
+use unopened::Unopened;
 
 /// The FUSE file system over a view.
 #[derive(Debug)]
@@ -46,6 +48,8 @@ pub struct FuseFs {
     deferred: Deferred,
     /// Zero-message opens (`-o noopen`): wanted, and offered by the kernel.
     noopen: AtomicBool,
+    /// Store files of blobs read without an open, kept between reads (see [`Unopened`]).
+    unopened: Unopened,
     stats: Arc<Stats>,
 }
 
@@ -62,6 +66,7 @@ impl FuseFs {
             io: Mutex::new(IoModes::default()),
             deferred: Deferred::default(),
             noopen: AtomicBool::new(false),
+            unopened: Unopened::default(),
             stats,
         }
     }
@@ -287,6 +292,9 @@ impl Filesystem for FuseFs {
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.view.forget(vino(ino), nlookup);
         if !self.view.is_live(vino(ino)) {
+            if let Some(fh) = self.unopened.forget(ino.0) {
+                self.view.release(fh, None);
+            }
             self.io
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -8,24 +8,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{C1, C2, Mount, REPO, Store, content, sha256ish};
-
-fn read_all_ways(m: &Mount) {
-    let p = m.path(&format!("{REPO}/snapshots/{C1}/model.safetensors"));
-    let want = content(2, 200_000);
-    assert_eq!(std::fs::read(&p).unwrap(), want);
-    let f = std::fs::File::open(&p).unwrap();
-    // SAFETY: the file is not modified while mapped.
-    let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
-    assert_eq!(&map[..], &want[..]);
-    use std::os::unix::fs::FileExt;
-    let mut buf = [0u8; 4096];
-    f.read_exact_at(&mut buf, 150_000).unwrap();
-    assert_eq!(&buf[..], &want[150_000..154_096]);
-    // The shared-store chain too.
-    let s = m.path(&format!("{REPO}/snapshots/{C2}/shared.bin"));
-    assert_eq!(std::fs::read(s).unwrap(), content(9, 5000));
-}
+use harness::{C1, C2, Mount, REPO, Store, content, read_all_ways, sha256ish};
 
 #[test]
 fn passthrough_serves_blob_reads_in_the_kernel() {

@@ -325,33 +325,11 @@ fn fifos_in_the_store_stall_nobody() {
     let victim = User::new("v");
     let m = shared_mount(&store, "threads=2");
     let snap = format!("{REPO}/snapshots/{C1}");
-    // The names are looked up (and held by the kernel) ...
-    for n in ["config.json", "nested/deep/w.txt"] {
-        std::fs::metadata(m.path(&format!("{snap}/{n}"))).unwrap();
-    }
-    // ... then their blobs become FIFOs in the store.
-    for b in [sha1ish(1), sha1ish(3)] {
-        let tmp = store.p("fifo.tmp");
-        let c = std::ffi::CString::new(tmp.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo with a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
-        std::fs::rename(&tmp, store.p(&format!("{REPO}/blobs/{b}"))).unwrap();
-    }
-    // Readers of those names (more than there are worker threads) fail instead of hanging.
-    let readers: Vec<Child> = (0..4)
-        .flat_map(|_| ["config.json", "nested/deep/w.txt"])
-        .map(|n| {
-            Command::new("cat")
-                .arg(m.path(&format!("{snap}/{n}")))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for r in readers {
-        assert!(!finishes(r, 30).success());
-    }
+    blobs_become_fifos_under_held_names(
+        &store,
+        &m,
+        &[("config.json", 1), ("nested/deep/w.txt", 3)],
+    );
     // Everyone else is served all along.
     let served = victim
         .cmd("sh")
@@ -893,18 +871,37 @@ fn a_noopen_mount_keeps_the_read_rules() {
         );
     }
 
-    // Blobs turned into FIFOs after their names were looked up.
+    blobs_become_fifos_under_held_names(&store, &m, &[("config.json", 1)]);
     let snap = format!("{REPO}/snapshots/{C1}");
-    std::fs::metadata(m.path(&format!("{snap}/config.json"))).unwrap();
-    let tmp = store.p("fifo.tmp");
-    let c = std::ffi::CString::new(tmp.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
-    std::fs::rename(&tmp, store.p(&format!("{REPO}/blobs/{}", sha1ish(1)))).unwrap();
+    let served = victim
+        .cmd("sh")
+        .arg("-c")
+        .arg(format!("cat {mp}/{snap}/model.safetensors > /dev/null"))
+        .spawn()
+        .unwrap();
+    assert!(finishes(served, 30).success());
+}
+
+/// Looks the snapshot entries `names` (with their blobs' `sha1ish` numbers) up through `m`, so
+/// the kernel holds the names, turns their blobs into FIFOs in the store, and checks that
+/// readers of those names (more than there are worker threads) fail instead of hanging.
+fn blobs_become_fifos_under_held_names(store: &Store, m: &Mount, names: &[(&str, u32)]) {
+    let snap = format!("{REPO}/snapshots/{C1}");
+    for (n, _) in names {
+        std::fs::metadata(m.path(&format!("{snap}/{n}"))).unwrap();
+    }
+    for (_, b) in names {
+        let tmp = store.p("fifo.tmp");
+        let c = std::ffi::CString::new(tmp.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+        std::fs::rename(&tmp, store.p(&format!("{REPO}/blobs/{}", sha1ish(*b)))).unwrap();
+    }
     let readers: Vec<Child> = (0..4)
-        .map(|_| {
+        .flat_map(|_| names.iter().map(|(n, _)| *n))
+        .map(|n| {
             Command::new("cat")
-                .arg(m.path(&format!("{snap}/config.json")))
+                .arg(m.path(&format!("{snap}/{n}")))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -914,11 +911,4 @@ fn a_noopen_mount_keeps_the_read_rules() {
     for r in readers {
         assert!(!finishes(r, 30).success());
     }
-    let served = victim
-        .cmd("sh")
-        .arg("-c")
-        .arg(format!("cat {mp}/{snap}/model.safetensors > /dev/null"))
-        .spawn()
-        .unwrap();
-    assert!(finishes(served, 30).success());
 }

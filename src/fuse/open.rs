@@ -155,9 +155,28 @@ impl FuseFs {
         ino: Ino,
         f: impl FnOnce(Fh) -> Result<T, FsError>,
     ) -> Result<T, FsError> {
-        let fh = self.view.open(ino, view::OpenFlags::READ)?.fh;
+        let (kept, idle) = self.unopened.take(ino.0);
+        for old in idle {
+            self.view.release(old, None);
+        }
+        let (fh, keep) = match kept {
+            Some(fh) => (fh, true),
+            None => {
+                let o = self.view.open(ino, view::OpenFlags::READ)?;
+                (o.fh, o.keep_cache)
+            }
+        };
         let res = f(fh);
-        self.view.release(fh, None);
+        // A blob's store file is kept for the next read (its bytes never change); a mutable
+        // file's is not (the next read must find a file replaced in the store).
+        let release = if keep && res.is_ok() {
+            self.unopened.put(ino.0, fh)
+        } else {
+            vec![fh]
+        };
+        for old in release {
+            self.view.release(old, None);
+        }
         res
     }
 
