@@ -19,6 +19,7 @@ pub mod ids;
 mod keep;
 #[cfg(unix)]
 mod locks;
+mod pool;
 #[cfg(windows)]
 mod win;
 mod write;
