@@ -19,7 +19,6 @@ pub mod ids;
 mod keep;
 #[cfg(unix)]
 mod locks;
-mod pool;
 #[cfg(windows)]
 mod win;
 mod write;

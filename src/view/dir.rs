@@ -66,6 +66,21 @@ const LOCAL_PREFETCH: usize = 16;
 /// Threads that look up one window.
 const PREFETCH_THREADS: usize = 8;
 
+/// The threads that look up the entries of a window (see [`CacheView::lookup_window`]),
+/// started at the first window; the calling worker waits for them.
+fn lookup_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(PREFETCH_THREADS)
+            .thread_name(|i| format!("lookup-{i}"))
+            .build()
+            .map_err(|e| log::warn!("no lookup threads ({e}); listings look entries up one by one"))
+            .ok()
+    })
+    .as_ref()
+}
+
 /// The shared listings of a view, by store path (see [`Listing`]).
 pub(super) type Listings = Mutex<HashMap<StorePath, Weak<Listing>>>;
 
@@ -188,20 +203,25 @@ impl CacheView {
         if range.len() <= 1 {
             return range.map(one).collect();
         }
-        let Some(pool) = super::pool::Pool::shared(PREFETCH_THREADS) else {
-            return range.map(one).collect();
-        };
         // Each thread serves the same caller: the access checks must see it.
         let caller = super::access::current();
-        let serve = |k: usize| {
-            let _serving = caller.map(super::access::serving);
-            one(k)
+        // The pool's threads live as long as the process: a window costs no thread start
+        // (a cold listing of 10,000 entries once started 5,000 threads, one per two entries).
+        let Some(pool) = lookup_pool() else {
+            return range.map(one).collect();
         };
-        // A panicking lookup loses only its entry.
-        pool.map(range.collect(), &serve)
-            .into_iter()
-            .map(Option::flatten)
-            .collect()
+        pool.install(|| {
+            use rayon::prelude::*;
+            range
+                .into_par_iter()
+                .map(|k| {
+                    let _serving = caller.map(super::access::serving);
+                    // A panicking lookup loses only its entry.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| one(k)))
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
     }
 
     /// The listing of store directory `dir`: a shared one that still fits, or read anew.
