@@ -158,6 +158,19 @@ fn shared_mount(store: &Store, extra: &str) -> Mount {
     m
 }
 
+/// Each of `attacks`, run by `who`, fails with "Permission denied".
+fn refused(who: &User, attacks: &[String]) {
+    for attack in attacks {
+        let o = who.sh(attack);
+        assert!(!o.status.success(), "{attack}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+            "{attack}: {}",
+            text(&o)
+        );
+    }
+}
+
 /// A directory in the store with this mode (and owner).
 fn dir_in(store: &Store, rel: &str, mode: u32, owner: Option<&User>) -> PathBuf {
     let p = store.p(rel);
@@ -232,21 +245,16 @@ fn links_do_not_reach_what_the_store_refuses() {
     let direct = attacker.sh(&format!("cat {}/pub/d1", store.root().display()));
     assert!(!direct.status.success(), "{}", text(&direct));
     // ... and through the view neither: read, write, list, stat.
-    for attack in [
-        format!("cat {mp}/pub/d1"),
-        format!("echo pwned > {mp}/pub/d2"),
-        format!("ls {mp}/pub/ddir"),
-        format!("cat {mp}/pub/ddir/secret"),
-        format!("stat {mp}/pub/d1"),
-    ] {
-        let o = attacker.sh(&attack);
-        assert!(!o.status.success(), "{attack}: {}", text(&o));
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
-            "{attack}: {}",
-            text(&o)
-        );
-    }
+    refused(
+        &attacker,
+        &[
+            format!("cat {mp}/pub/d1"),
+            format!("echo pwned > {mp}/pub/d2"),
+            format!("ls {mp}/pub/ddir"),
+            format!("cat {mp}/pub/ddir/secret"),
+            format!("stat {mp}/pub/d1"),
+        ],
+    );
     assert_eq!(std::fs::read(&rw).unwrap(), b"orig");
     // Making such a link through the view is refused the same way whether the target
     // exists or not: no existence oracle.
@@ -856,20 +864,15 @@ fn a_noopen_mount_keeps_the_read_rules() {
         "{}",
         text(&v)
     );
-    for attack in [
-        format!("cat {mp}/pub/d1"),
-        format!("cat {mp}/pub/ddir/secret"),
-        format!("ls {mp}/pub/ddir"),
-        format!("stat {mp}/pub/d1"),
-    ] {
-        let o = attacker.sh(&attack);
-        assert!(!o.status.success(), "{attack}: {}", text(&o));
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
-            "{attack}: {}",
-            text(&o)
-        );
-    }
+    refused(
+        &attacker,
+        &[
+            format!("cat {mp}/pub/d1"),
+            format!("cat {mp}/pub/ddir/secret"),
+            format!("ls {mp}/pub/ddir"),
+            format!("stat {mp}/pub/d1"),
+        ],
+    );
 
     blobs_become_fifos_under_held_names(&store, &m, &[("config.json", 1)]);
     let snap = format!("{REPO}/snapshots/{C1}");
