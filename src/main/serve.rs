@@ -144,8 +144,13 @@ fn serve_with_log(
     } else {
         "userspace"
     };
+    let opens = if cfg.noopen {
+        ", zero-message opens"
+    } else {
+        ""
+    };
     log::info!(
-        "mounted {} at {} ({access}, {mode} reads, {} threads)",
+        "mounted {} at {} ({access}, {mode} reads{opens}, {} threads)",
         source.display(),
         mountpoint.display(),
         cfg.threads
