@@ -472,9 +472,11 @@ fn locks_exclude_across_processes_and_reach_the_store() {
     // POSIX byte-range locks through the mount exclude each other too.
     let f = m.path("range.bin");
     fs::write(&f, vec![0u8; 100]).unwrap();
+    // The holder waits for its lock (a probe may hold the range for a moment first); probes
+    // do not wait.
     let pyrange = |start: u32| {
         format!(
-            "import fcntl,sys,time\nf=open({:?},'r+')\ntry:\n fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB, 10, {start})\nexcept OSError:\n sys.exit(3)\nif len(sys.argv)>1: time.sleep(30)\n",
+            "import fcntl,sys,time\nf=open({:?},'r+')\nhold=len(sys.argv)>1\ntry:\n fcntl.lockf(f, fcntl.LOCK_EX if hold else fcntl.LOCK_EX|fcntl.LOCK_NB, 10, {start})\nexcept OSError:\n sys.exit(3)\nif hold: time.sleep(30)\n",
             f.display().to_string()
         )
     };
