@@ -202,6 +202,18 @@ impl Hub {
         self.ino(&snap_path())
     }
 
+    /// Creates `name` in `dir` for writing (mode 0644, no umask) as the default caller.
+    fn create(&self, dir: Ino, name: &str) -> FsResult<(Entry, Opened)> {
+        self.view.create(
+            dir,
+            os(name),
+            0o644,
+            0,
+            OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
+            Caller::default(),
+        )
+    }
+
     /// Opens `ino` read-only and reads it whole.
     fn read_all(&self, ino: Ino) -> Vec<u8> {
         let h = self

@@ -38,14 +38,7 @@ fn mkdir_over_a_hidden_ancestor_link_replaces_it() {
 fn create_over_a_hidden_ancestor_link_replaces_it() {
     let h = hub_keeping_copies();
     let s = h.snap_ino();
-    let got = h.view.create(
-        s,
-        os("up"),
-        0o644,
-        0,
-        OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
-        Caller::default(),
-    );
+    let got = h.create(s, "up");
     let (entry, opened) = got.expect("lookup says `up` does not exist");
     h.view.release(opened.fh, None);
     assert_eq!(entry.attr.kind, AttrKind::File);
@@ -60,14 +53,7 @@ fn create_over_a_hidden_ancestor_link_replaces_it() {
 fn create_over_a_hidden_fifo_is_exists() {
     let h = hub();
     let s = h.snap_ino();
-    let got = h.view.create(
-        s,
-        os("fifo"),
-        0o644,
-        0,
-        OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
-        Caller::default(),
-    );
+    let got = h.create(s, "fifo");
     assert!(matches!(got, Err(FsError::Exists)), "{:?}", got.map(drop));
     let meta = std::fs::symlink_metadata(h.path(&format!("{}/fifo", snap_path()))).unwrap();
     assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()));

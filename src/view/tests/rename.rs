@@ -125,17 +125,7 @@ fn rename_of_a_directory_keeps_looked_up_children_reachable() {
     let sub = h.ino(&format!("{sp}/sub"));
     let deep = h.ino(&format!("{sp}/sub/deep"));
     let tok = h.ino(&format!("{sp}/sub/deep/tok.json"));
-    let (notes, opened) = h
-        .view
-        .create(
-            deep,
-            os("notes.txt"),
-            0o644,
-            0,
-            OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
-            Caller::default(),
-        )
-        .unwrap();
+    let (notes, opened) = h.create(deep, "notes.txt").unwrap();
     h.view.write(opened.fh, 0, b"notes").unwrap();
     h.view.release(opened.fh, None);
 
@@ -162,17 +152,7 @@ fn rename_of_a_directory_to_another_parent_keeps_children_reachable() {
     let s = h.snap_ino();
     let sp = snap_path();
     let deep = h.ino(&format!("{sp}/sub/deep"));
-    let (notes, opened) = h
-        .view
-        .create(
-            deep,
-            os("notes.txt"),
-            0o644,
-            0,
-            OpenFlags::from_raw(libc::O_WRONLY | libc::O_CREAT),
-            Caller::default(),
-        )
-        .unwrap();
+    let (notes, opened) = h.create(deep, "notes.txt").unwrap();
     h.view.release(opened.fh, None);
     // One level deeper (a move up would let the links inside climb out of the store).
     let other = h
