@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ScanReport, Totals};
+use super::{AgedItem, BrokenLink, ScanReport, SizedItem, Totals};
 use crate::tools::human;
 
 /// The table for people.
@@ -92,6 +92,23 @@ pub fn table(r: &ScanReport) -> String {
         human(r.total.stale_bytes)
     );
     let mut details = String::new();
+    // One line format per kind of finding, whether in a repo or the shared store.
+    let orphans = |d: &mut String, list: &[SizedItem]| {
+        for o in list {
+            let _ = writeln!(d, "orphan      {} ({})", o.path, human(o.size));
+        }
+    };
+    let aged = |d: &mut String, label: &str, list: &[AgedItem]| {
+        for i in list {
+            let stale = if i.stale { "stale" } else { "recent" };
+            let _ = writeln!(d, "{label:<11} {} ({}, {stale})", i.path, human(i.size));
+        }
+    };
+    let broken = |d: &mut String, list: &[BrokenLink]| {
+        for b in list {
+            let _ = writeln!(d, "broken      {} -> {} ({})", b.path, b.target, b.problem);
+        }
+    };
     for repo in &r.repos {
         for c in &repo.copies {
             let what = match &c.blob {
@@ -100,47 +117,14 @@ pub fn table(r: &ScanReport) -> String {
             };
             let _ = writeln!(details, "copy        {} ({}) {what}", c.path, human(c.size));
         }
-        for o in &repo.orphan_blobs {
-            let _ = writeln!(details, "orphan      {} ({})", o.path, human(o.size));
-        }
-        for (label, list) in [("incomplete", &repo.incomplete), ("temp", &repo.temp_files)] {
-            for i in list {
-                let stale = if i.stale { "stale" } else { "recent" };
-                let _ = writeln!(
-                    details,
-                    "{label:<11} {} ({}, {stale})",
-                    i.path,
-                    human(i.size)
-                );
-            }
-        }
-        for b in &repo.broken_links {
-            let _ = writeln!(
-                details,
-                "broken      {} -> {} ({})",
-                b.path, b.target, b.problem
-            );
-        }
+        orphans(&mut details, &repo.orphan_blobs);
+        aged(&mut details, "incomplete", &repo.incomplete);
+        aged(&mut details, "temp", &repo.temp_files);
+        broken(&mut details, &repo.broken_links);
     }
-    for o in &r.shared.orphans {
-        let _ = writeln!(details, "orphan      {} ({})", o.path, human(o.size));
-    }
-    for i in &r.shared.temp_files {
-        let stale = if i.stale { "stale" } else { "recent" };
-        let _ = writeln!(
-            details,
-            "temp        {} ({}, {stale})",
-            i.path,
-            human(i.size)
-        );
-    }
-    for b in &r.other_broken_links {
-        let _ = writeln!(
-            details,
-            "broken      {} -> {} ({})",
-            b.path, b.target, b.problem
-        );
-    }
+    orphans(&mut details, &r.shared.orphans);
+    aged(&mut details, "temp", &r.shared.temp_files);
+    broken(&mut details, &r.other_broken_links);
     for e in &r.errors {
         let _ = writeln!(details, "error       {}: {}", e.path, e.error);
     }
