@@ -292,7 +292,12 @@ impl Filesystem for FuseFs {
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.view.forget(vino(ino), nlookup);
         if !self.view.is_live(vino(ino)) {
-            if let Some(fh) = self.unopened.forget(ino.0) {
+            // Only a noopen mount keeps store files between reads.
+            if let Some(fh) = self
+                .noopen_active()
+                .then(|| self.unopened.forget(ino.0))
+                .flatten()
+            {
                 self.view.release(fh, None);
             }
             self.io
